@@ -245,6 +245,7 @@ PAIRWISE_USER = """{task}
 {response_b}
 
 Which response is better? Reply A or B:"""
+PAIRWISE_FINGERPRINT = hashlib.sha256((PAIRWISE_SYSTEM + PAIRWISE_USER).encode("utf-8")).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- injection guard
@@ -792,7 +793,8 @@ class PairwiseResult:
 
 def pairwise_compare(judge: Judge, records: Sequence[Mapping], responses_a: Sequence[str],
                      responses_b: Sequence[str], *, name_a: str = "A", name_b: str = "B",
-                     n_boot: int = 2000, seed: int = 123) -> PairwiseResult:
+                     n_boot: int = 2000, seed: int = 123, cache_path: str | Path | None = None,
+                     progress: bool = True) -> PairwiseResult:
     """Compare two models' responses to the same records, judged in both orders to cancel position bias.
 
     For each record the judge sees (A, B) and then (B, A). Where the server returns logprobs, the record's
@@ -800,17 +802,33 @@ def pairwise_compare(judge: Judge, records: Sequence[Mapping], responses_a: Sequ
     judge that always favours one position then scores 0.5, a tie. Without logprobs: if both orders
     prefer the same model it wins the record, otherwise it is a tie (half a win). Outcomes above 0.55
     count as B's wins, below 0.45 as A's. The interval is a bootstrap over records.
-    Reused by notebook 06 (benchmarks).
+    ``cache_path`` (JSONL, may be the scores' cache) keeps every verdict, so an interrupted comparison
+    resumes and notebook 06 reuses notebook 05's verdicts on the same answers.
     """
     if not (len(records) == len(responses_a) == len(responses_b)):
         raise ValueError(f"pairwise_compare needs equal lengths: {len(records)} records, "
                          f"{len(responses_a)} responses of {name_a}, {len(responses_b)} of {name_b}")
     if not records:
         raise ValueError("pairwise_compare needs at least one record")
+    cache = _read_cache(cache_path) if cache_path else {}
+    judge_name = getattr(judge, "name", type(judge).__name__)
+
+    def verdict(record, first, second):
+        blob = json.dumps(["pairwise", record.get("instruction"), record.get("input", ""), record.get("output"),
+                           first, second, judge_name, PAIRWISE_FINGERPRINT], ensure_ascii=False)
+        key = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        if key not in cache:
+            cache[key] = dict(judge.prefer(record, first, second), key=key, kind="pairwise")
+            if cache_path:
+                _append_cache(cache_path, cache[key])
+        return cache[key]
+
     outcomes, details, n_unparsable, consistent = [], [], 0, 0
-    for record, ra, rb in zip(records, responses_a, responses_b):
-        first = judge.prefer(record, ra, rb)  # A in position 1
-        second = judge.prefer(record, rb, ra)  # B in position 1
+    for i, (record, ra, rb) in enumerate(zip(records, responses_a, responses_b)):
+        first = verdict(record, ra, rb)  # A in position 1
+        second = verdict(record, rb, ra)  # B in position 1
+        if progress:
+            print(f"\r{i + 1}/{len(records)} records judged in both orders   ", end="", flush=True)
         pick1 = {"A": name_a, "B": name_b}.get(first["choice"])
         pick2 = {"A": name_b, "B": name_a}.get(second["choice"])
         n_unparsable += (pick1 is None) + (pick2 is None)
@@ -827,6 +845,8 @@ def pairwise_compare(judge: Judge, records: Sequence[Mapping], responses_a: Sequ
         details.append({"instruction": record.get("instruction"), "order_ab": pick1, "order_ba": pick2,
                         "p_first_ab": first.get("p_a"), "p_first_ba": second.get("p_a"),
                         "outcome_for_" + name_b: round(outcome, 3)})
+    if progress:
+        print()
     rate, low, high = bootstrap_ci(outcomes, n_boot=n_boot, seed=seed)
     return PairwiseResult(
         name_a=name_a, name_b=name_b, outcomes=outcomes, details=details, win_rate=rate, ci=(low, high),

@@ -254,6 +254,25 @@ def test_pairwise_compare_cancels_position_bias():
         J.pairwise_compare(_StubJudge(), records, base, tuned[:2])
 
 
+def test_pairwise_compare_resumes_from_its_cache(tmp_path):
+    class Counting(_StubJudge):
+        calls = 0
+
+        def prefer(self, record, a, b):
+            Counting.calls += 1
+            return super().prefer(record, a, b)
+
+    records = [{"instruction": f"q{i}", "output": "x"} for i in range(3)]
+    base, tuned = ["bad", "good", "good one"], ["good", "bad", "good two"]
+    cache = tmp_path / "verdicts.jsonl"
+    first = J.pairwise_compare(Counting(), records, base, tuned, cache_path=cache, progress=False)
+    assert Counting.calls == 6 and len(cache.read_text().splitlines()) == 6
+    again = J.pairwise_compare(Counting(), records, base, tuned, cache_path=cache, progress=False)
+    assert Counting.calls == 6 and again.outcomes == first.outcomes  # every verdict came from the cache
+    J.pairwise_compare(Counting(), records, base, ["good", "bad", "good three"], cache_path=cache, progress=False)
+    assert Counting.calls == 8  # a changed answer is judged again, in both orders
+
+
 def test_pairwise_from_scores():
     result = J.pairwise_from_scores([90, 10, 50, None], [20, 80, 52, 70], name_a="base", name_b="tuned")
     assert result.outcomes == [0.0, 1.0, 0.5] and result.n_unparsable == 1
