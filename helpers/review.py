@@ -22,7 +22,9 @@ import html
 import io
 import json
 import os
+import re
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -441,20 +443,41 @@ def review_widget(session: ReviewSession):
 # ----------------------------------------------------------------------------- a stand-in reviewer for CI
 
 
+def _words(text) -> list[str]:
+    return re.findall(r"[a-z0-9]+", str(text).lower())
+
+
+def normalize_answer(text) -> str:
+    """What exact match compares: lower-cased words, punctuation and extra spaces dropped."""
+    return " ".join(_words(text))
+
+
 def token_f1(response: str, expected: str) -> float:
     """Word-overlap F1 between a response and the expected output (lower-cased, punctuation dropped)."""
-    import re
-    from collections import Counter
-
-    def words(text):
-        return re.findall(r"[a-z0-9]+", str(text).lower())
-
-    r, e = Counter(words(response)), Counter(words(expected))
+    r, e = Counter(_words(response)), Counter(_words(expected))
     common = sum((r & e).values())
     if common == 0:
         return 0.0
     precision, recall = common / sum(r.values()), common / sum(e.values())
     return 2 * precision * recall / (precision + recall)
+
+
+def reference_scores(responses: Sequence[Mapping]) -> dict:
+    """Compare each ``response`` with the record's expected ``output``, no judge needed.
+
+    ``exact_match``: share of answers equal to the expected one after :func:`normalize_answer`, with a
+    95 % Wilson interval; ``mean_f1``: mean word-overlap F1. Both are harsh on a right answer in other
+    words ("The capital city of Greece is Athens." vs "The capital of Greece is Athens.": F1 0.92, no match).
+    """
+    from helpers.evals import wilson_interval
+
+    if not responses:
+        raise ValueError("reference_scores needs at least one response")
+    exact = sum(normalize_answer(r["response"]) == normalize_answer(r["output"]) for r in responses)
+    low, high = wilson_interval(exact, len(responses))
+    f1 = [token_f1(r["response"], r["output"]) for r in responses]
+    return {"n": len(responses), "exact": exact, "exact_match": exact / len(responses),
+            "exact_ci95": (low, high), "mean_f1": sum(f1) / len(f1)}
 
 
 def auto_review(session: ReviewSession, n: int | None = None) -> int:

@@ -7,12 +7,16 @@ import pytest
 
 from helpers.review import (
     ReviewSession,
+    auto_review,
     generate_responses,
     load_responses,
+    normalize_answer,
     record_key,
+    reference_scores,
     review_widget,
     save_responses,
     to_100,
+    token_f1,
 )
 
 RECORDS = [
@@ -162,3 +166,27 @@ def test_generate_responses_with_real_tokenizer_and_generation(tmp_path):
     with pytest.raises(FileNotFoundError, match="generate_responses"):
         load_responses(tmp_path / "missing.json")
     del torch
+
+
+def test_reference_scores_exact_match_and_word_overlap():
+    assert normalize_answer("  The Capital is CANBERRA. ") == "the capital is canberra"
+    assert token_f1("mice", "mice") == 1.0 and token_f1("Sydney.", "Canberra.") == 0.0
+    # "the capital city of greece is athens" vs "the capital of greece is athens": 6 common words, P 6/7, R 1
+    assert token_f1("The capital city of Greece is Athens.", "The capital of Greece is Athens.") == pytest.approx(12 / 13)
+    scores = reference_scores(RECORDS)
+    assert (scores["n"], scores["exact"], scores["exact_match"]) == (4, 2, 0.5)  # mice and cold
+    assert scores["mean_f1"] == pytest.approx((0 + 1 + 0.5 + 1) / 4)  # "500 m" vs "5000 m": one word of two
+    assert scores["exact_ci95"][0] < 0.5 < scores["exact_ci95"][1]
+    with pytest.raises(ValueError, match="at least one"):
+        reference_scores([])
+
+
+def test_auto_review_fills_only_unreviewed_records_and_says_so(tmp_path):
+    session = ReviewSession(RECORDS, tmp_path / "review.json")
+    session.score(1)  # a person's review of record 0 must survive
+    assert auto_review(session) == 3
+    table = session.table()
+    assert list(table["score"]) == [1, 5, 3, 5]  # F1 1.0 -> 5, F1 0.5 -> 3
+    assert list(table["verdict"].iloc[1:]) == ["correct", "partly", "correct"]
+    assert all(note.startswith("auto:") for note in table["note"].iloc[1:])
+    assert auto_review(ReviewSession(RECORDS, tmp_path / "review.json")) == 0  # saved, nothing left to fill
