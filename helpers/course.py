@@ -346,6 +346,56 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
     return run_dir
 
 
+def _evaluation_lines(run_dir: Path) -> list[str]:
+    """The test-split review (notebook 05) and the benchmarks (notebook 06), from the files they saved."""
+    import pandas as pd
+
+    from helpers.evals import accuracy_summary
+    from helpers.humaneval import pass_at_k_summary
+
+    def pct(value, pair):  # 0.25, (0.2, 0.3) -> "25.0 % [20.0, 30.0]"
+        return f"{value * 100:.1f} % [{pair[0] * 100:.1f}, {pair[1] * 100:.1f}]"
+
+    lines = []
+    judged = run_dir / "judge_summary.json"
+    if judged.exists():
+        info = json.loads(judged.read_text())
+        lines += ["## Test split: reference answers and the judge (notebook 05)", "",
+                  "| model | exact match | word-overlap F1 | judge mean (0–100) | n |", "|---|---|---:|---|---:|"]
+        for name, mean in info.get("means", {}).items():
+            ref = info.get("reference", {}).get(name)
+            exact = pct(ref["exact_match"], ref["ci95"]) if ref else "–"
+            f1 = f"{ref['mean_f1']:.3f}" if ref else "–"
+            lines.append(f"| {name} | {exact} | {f1} | {mean['mean']:.1f} [{mean['ci95'][0]:.1f}, {mean['ci95'][1]:.1f}] | {mean['n']} |")
+        cal, direct, scores = info.get("calibration", {}), info.get("pairwise_direct", {}), info.get("pairwise_from_scores", {})
+        lines += ["", f"- judge {info.get('judge')}, prompt {info.get('prompt')}; {info.get('parse_failures')} unparsable",
+                  f"- calibration: {cal.get('pairs_ordered', 0):.0%} of pairs ordered right, "
+                  f"{cal.get('fully_ordered', 0):.0%} of {cal.get('records')} records fully ordered",
+                  f"- win rate of the fine-tuned model: judged in both orders "
+                  f"{pct(direct.get('win_rate_fine_tuned', 0), direct.get('ci95', (0, 0)))}, "
+                  f"from the two scores per record {pct(scores.get('win_rate_fine_tuned', 0), scores.get('ci95', (0, 0)))}",
+                  f"- judge start {info.get('judge_start_seconds')} s, {info.get('seconds_per_record')} s per record", ""]
+    mmlu = run_dir / "06_mmlu_results.csv"
+    if mmlu.exists():
+        table = accuracy_summary(pd.read_csv(mmlu))
+        lines += ["## MMLU questions from lm-eval (notebook 06)", "", "| model | scoring | shots | accuracy | n |",
+                  "|---|---|---:|---|---:|"]
+        lines += [f"| {r.model} | {r.scoring} | {r.k_shot} | {pct(r.accuracy, (r.ci_low, r.ci_high))} | {r.n} |"
+                  for r in table.itertuples()]
+        lines += ["", "Chance is 25 %.", ""]
+    humaneval = run_dir / "06_humaneval_results.json"
+    if humaneval.exists():
+        table = pass_at_k_summary(pd.read_json(humaneval))
+        lines += ["## HumanEval (notebook 06)", ""]
+        lines += [f"- {r['model']}: pass@1 {pct(r['pass@1'], (r['ci_low'], r['ci_high']))} on {r['problems']} problems "
+                  f"({r['passed']} passed, {r['failed']} failed, {r['timeout']} timed out)" for r in table.to_dict("records")]
+        lines.append("")
+    pairwise = run_dir / "06_pairwise.json"
+    if pairwise.exists():
+        lines += ["## Pairwise (notebook 06)", "", "- " + json.loads(pairwise.read_text())["summary"], ""]
+    return lines
+
+
 def write_summary(run_dir: Path, status: dict) -> Path:
     """``summary.md``: time per stage, the fine-tuning figures, and every artifact of the run."""
     lines = [f"# Course run {run_dir.name}", "",
@@ -369,6 +419,7 @@ def write_summary(run_dir: Path, status: dict) -> Path:
                   f"- {info['steps']} steps, {info['epochs']:.2f} epochs, {info['tokens_seen']:,} tokens, "
                   f"{info['train_seconds']:.0f} s of training on {info.get('device', '?')}"
                   + (f"; peak memory {info['peak_rss_gb']:.1f} GB" if info.get("peak_rss_gb") else ""), ""]
+    lines += _evaluation_lines(run_dir)
     lines += ["## Artifacts", ""]
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file() and "checkpoints" not in p.parts):
         lines.append(f"- `{path.relative_to(run_dir)}` ({path.stat().st_size / 1e6:.2f} MB)")

@@ -103,3 +103,26 @@ def test_run_course_reports_a_failing_stage(tmp_path):
         course.run_course(fast=True, run_dir=tmp_path / "run", stages=stages, timeout=120)
     status = json.loads((tmp_path / "run" / "course.json").read_text())
     assert not status["finished"] and not status["stages"]["01"]["ok"] and "boom" in status["stages"]["01"]["error"]
+
+
+def test_summary_reports_the_evaluations_the_notebooks_saved(tmp_path):
+    judged = {"judge": "embedded:qwen", "prompt": "rubric", "parse_failures": 0, "seconds_per_record": 1.5,
+              "judge_start_seconds": 5.0, "calibration": {"records": 14, "pairs_ordered": 0.97, "fully_ordered": 0.86},
+              "means": {"base": {"mean": 20.0, "ci95": [15.0, 25.0], "n": 150},
+                        "fine-tuned": {"mean": 70.0, "ci95": [65.0, 75.0], "n": 150}},
+              "reference": {"base": {"exact_match": 0.0, "ci95": [0.0, 0.025], "mean_f1": 0.1, "n": 150},
+                            "fine-tuned": {"exact_match": 0.5, "ci95": [0.42, 0.58], "mean_f1": 0.8, "n": 150}},
+              "pairwise_direct": {"win_rate_fine_tuned": 0.6, "ci95": [0.55, 0.65]},
+              "pairwise_from_scores": {"win_rate_fine_tuned": 0.9, "ci95": [0.85, 0.95]}}
+    (tmp_path / "judge_summary.json").write_text(json.dumps(judged))
+    rows = [{"model": m, "scoring": "letter", "k_shot": 0, "subject": "s", "source": f"q{i}", "answer": 0,
+             "predicted": 0 if i < right else 1, "correct": i < right, "n_choices": 4, "scores": "[]"}
+            for m, right in [("base", 1), ("fine-tuned", 2)] for i in range(4)]
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(tmp_path / "06_mmlu_results.csv", index=False)
+    text = course.write_summary(tmp_path, {"stages": {}, "finished": True}).read_text()
+    assert "| fine-tuned | 50.0 % [42.0, 58.0] | 0.800 | 70.0 [65.0, 75.0] | 150 |" in text
+    assert "judged in both orders 60.0 % [55.0, 65.0]" in text and "97% of pairs" in text
+    assert "| base | letter | 0 | 25.0 % [" in text and "| fine-tuned | letter | 0 | 50.0 % [" in text
+    assert "HumanEval" not in text  # nothing saved, nothing claimed
