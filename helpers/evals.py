@@ -527,9 +527,11 @@ def win_rate_by_length(outcomes, responses_a, responses_b, bins=LENGTH_BINS, con
     ``outcomes`` per record: 1 = B wins, 0 = A wins, 0.5 = tie (as in ``PairwiseResult.outcomes``). Judges
     tend to prefer longer answers; if B wins mostly where it is longer, its overall win rate measures length
     as much as quality. The last row, ``length-controlled``, averages the non-empty bins with equal weight
-    (a simple stand-in for AlpacaEval 2.0's regression-based correction). Intervals: Wilson on wins, ties
-    counted half.
+    (a simple stand-in for AlpacaEval 2.0's regression-based correction). Intervals: percentile bootstrap
+    over the records of each bin, as for the overall win rate (outcomes may be soft preferences, not counts).
     """
+    from helpers.judge import bootstrap_ci
+
     if not len(outcomes) == len(responses_a) == len(responses_b):
         raise ValueError(f"need one outcome per response pair: {len(outcomes)} outcomes, {len(responses_a)} A, {len(responses_b)} B")
     ratios = [max(len(b.split()), 1) / max(len(a.split()), 1) for a, b in zip(responses_a, responses_b)]
@@ -537,13 +539,12 @@ def win_rate_by_length(outcomes, responses_a, responses_b, bins=LENGTH_BINS, con
     for low, high, label in bins:
         inside = [o for o, r in zip(outcomes, ratios) if low <= r < high]
         n = len(inside)
-        rate = sum(inside) / n if n else float("nan")
-        ci = wilson_interval(round(sum(inside)), n, confidence) if n else (float("nan"), float("nan"))
-        rows.append({"bin": label, "n": n, "win_rate": rate, "ci_low": ci[0], "ci_high": ci[1]})
+        rate, ci_low, ci_high = bootstrap_ci(inside, level=confidence) if n else (float("nan"),) * 3
+        rows.append({"bin": label, "n": n, "win_rate": rate, "ci_low": ci_low, "ci_high": ci_high})
     filled = [r["win_rate"] for r in rows if r["n"]]
     n_all = len(outcomes)
-    overall = wilson_interval(round(sum(outcomes)), n_all, confidence)
-    rows.append({"bin": "all records", "n": n_all, "win_rate": sum(outcomes) / n_all, "ci_low": overall[0], "ci_high": overall[1]})
+    rate, ci_low, ci_high = bootstrap_ci(outcomes, level=confidence)
+    rows.append({"bin": "all records", "n": n_all, "win_rate": rate, "ci_low": ci_low, "ci_high": ci_high})
     rows.append({"bin": "length-controlled", "n": n_all, "win_rate": sum(filled) / len(filled), "ci_low": float("nan"), "ci_high": float("nan")})
     return pd.DataFrame(rows)
 

@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from helpers import evals
 from helpers.evals import MCQuestion
+from helpers.judge import bootstrap_ci
 
 
 # ---------------------------------------------------------------------------------------------- MMLU parse
@@ -263,6 +264,9 @@ def test_win_rate_by_length_bins_and_length_controlled_mean():
     table = evals.win_rate_by_length(outcomes, a, b).set_index("bin")
     assert list(table["n"]) == [2, 2, 2, 6, 6]
     assert table["win_rate"].tolist() == pytest.approx([0.0, 0.75, 1.0, 3.5 / 6, (0 + 0.75 + 1) / 3])
+    # the same bootstrap interval as pairwise_compare's win rate; a bin where every outcome is equal has no spread
+    assert tuple(table.loc["all records", ["win_rate", "ci_low", "ci_high"]]) == pytest.approx(bootstrap_ci(outcomes))
+    assert tuple(table.loc[table.index[0], ["ci_low", "ci_high"]]) == (0.0, 0.0)
     ax = evals.plot_win_rate_by_length(table.reset_index())
     assert any(list(line.get_xdata()) == [0.5, 0.5] for line in ax.get_lines())
     with pytest.raises(ValueError, match="one outcome per response pair"):
