@@ -219,7 +219,8 @@ PROMPTS: dict[str, ScoringPrompt] = {
     "grades": ScoringPrompt(
         "grades", RUBRIC_SYSTEM, RUBRIC_USER, scale_max=5, max_tokens=4,
         retry_note="Your reply could not be read as a grade. Reply with one digit from 0 to 5 and nothing else.",
-    ),    # The book's prompt (Raschka, Build a Large Language Model (From Scratch), ch. 7), kept for comparison.
+    ),
+    # The book's prompt (Raschka, Build a Large Language Model (From Scratch), ch. 7), kept for comparison.
     "book": ScoringPrompt(
         "book", None,
         "Given the input `{book_input}` and correct output `{book_output}`, score the model response "
