@@ -82,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="execute notebooks 01..06 in order, headless, into runs/<timestamp>/ (make course)",
         description="Runs every course notebook with nbclient in full mode (Gemma 3 270M, the course's data "
                     "set). Writes the executed notebooks, loss plot, history, fine-tuned weights, test-set "
-                    "responses and summary.md to runs/<timestamp>/. If the latest run is unfinished it is "
-                    "continued and its finished stages are reused.")
+                    "responses and summary.md to runs/<timestamp>/. The latest run of the same mode is "
+                    "continued: its finished stages are reused (--redo runs one again, --new starts afresh).")
     co.add_argument("--redo", action="append", default=[], metavar="STAGE",
                     help="run stage STAGE again although it finished (e.g. 04; repeatable; 'all' for every stage)")
     co.add_argument("--fast", action="store_true", help="COURSE_FAST=1: a quick check of the whole pipeline")
-    co.add_argument("--new", action="store_true", help="start a new run folder even if the latest run is unfinished")
+    co.add_argument("--new", action="store_true", help="start a new run folder instead of continuing the latest one")
     co.add_argument("--run-dir", default=None, help="use this run folder instead of runs/<timestamp>/")
     co.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell; leave out for no limit")
     return parser

@@ -263,11 +263,10 @@ def _stage_key(path: Path) -> str:
     return path.name[:2]
 
 
-def latest_unfinished_run(runs_dir: Path = RUNS_DIR) -> Path | None:
-    """The newest ``runs/<timestamp>/`` whose ``course.json`` says it is not finished."""
-    for folder in sorted(runs_dir.glob("20*"), reverse=True):
-        status = folder / "course.json"
-        if status.exists() and not json.loads(status.read_text()).get("finished"):
+def latest_run(fast: bool = False, runs_dir: Path | None = None) -> Path | None:
+    """The newest ``runs/<timestamp>/`` of this mode (``-fast`` suffix or not) that has a ``course.json``."""
+    for folder in sorted((runs_dir or RUNS_DIR).glob("20*"), reverse=True):
+        if folder.name.endswith("-fast") == fast and (folder / "course.json").exists():
             return folder
     return None
 
@@ -278,7 +277,8 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
 
     ``redo``: stage numbers (``"04"`` or ``"4"``) or ``"all"`` to execute again although finished.
     ``fast``: COURSE_FAST=1 in the kernels (a quick check of the pipeline, into ``runs/<timestamp>-fast``).
-    ``new``: start a new folder even if the latest run is unfinished.
+    ``new``: start a new folder; otherwise the latest run of this mode is continued (finished or not), so
+    finished stages are reused and only ``redo`` stages and unfinished ones run.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -288,11 +288,8 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
     stages = stages if stages is not None else course_stages()
     redo_keys = {"all"} if redo and "all" in redo else {r.zfill(2) for r in (redo or [])}
     if run_dir is None:
-        resumable = None if new else latest_unfinished_run()
-        if resumable is not None and resumable.name.endswith("-fast") == fast:
-            run_dir = resumable
-        else:
-            run_dir = RUNS_DIR / (time.strftime("%Y%m%d-%H%M%S") + ("-fast" if fast else ""))
+        run_dir = None if new else latest_run(fast)
+        run_dir = run_dir or RUNS_DIR / (time.strftime("%Y%m%d-%H%M%S") + ("-fast" if fast else ""))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     status_path = run_dir / "course.json"
@@ -303,6 +300,7 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
     os.environ["COURSE_RUN_DIR"] = str(run_dir.resolve())
     os.environ["COURSE_FAST"] = "1" if fast else "0"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    ran = False
     try:
         for path in stages:
             key = _stage_key(path)
@@ -311,6 +309,7 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
                 print(f"[{key}] {path.stem}: done earlier in {status['stages'][key]['seconds']:.0f} s, reused")
                 continue
             print(f"[{key}] {path.stem}: running ...", flush=True)
+            ran = True
             nb = nbformat.read(path, as_version=4)
             client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                     resources={"metadata": {"path": str(path.parent)}})
@@ -333,6 +332,8 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
                 raise RuntimeError(f"Stage {key} ({path.name}) failed: {error.splitlines()[0] if error else ''}\n"
                                    f"Fix it and run `python -m helpers course` again; finished stages are reused.")
             print(f"[{key}] {path.stem}: done in {seconds:.0f} s")
+        if not ran:
+            print("Every stage was done earlier: `--redo 04` runs a stage again, `--new` starts a new run folder.")
         status["finished"] = True
         atomic_write_json(status_path, status)
     finally:

@@ -126,3 +126,22 @@ def test_summary_reports_the_evaluations_the_notebooks_saved(tmp_path):
     assert "judged in both orders 60.0 % [55.0, 65.0]" in text and "97% of pairs" in text
     assert "| base | letter | 0 | 25.0 % [" in text and "| fine-tuned | letter | 0 | 50.0 % [" in text
     assert "HumanEval" not in text  # nothing saved, nothing claimed
+
+
+def test_run_course_continues_the_latest_run_of_its_mode(tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    for name, finished in [("20260101-000000", True), ("20260102-000000", True), ("20260103-000000-fast", False)]:
+        (runs / name).mkdir(parents=True)
+        (runs / name / "course.json").write_text(json.dumps({"stages": {}, "finished": finished}))
+    (runs / "20260104-000000").mkdir()  # no course.json: not a course run
+    monkeypatch.setattr(course, "RUNS_DIR", runs)
+    assert course.latest_run(fast=False) == runs / "20260102-000000"
+    assert course.latest_run(fast=True) == runs / "20260103-000000-fast"
+    stages = [_notebook(tmp_path / "01_only.ipynb", "print('ran')")]
+    first = course.run_course(stages=stages, timeout=120)  # the newest full-mode run, although finished
+    assert first == runs / "20260102-000000" and "[01] 01_only: done in" in capsys.readouterr().out
+    again = course.run_course(stages=stages, timeout=120)
+    out = capsys.readouterr().out
+    assert again == first and "done earlier" in out and "Every stage was done earlier" in out
+    fresh = course.run_course(stages=stages, timeout=120, new=True)
+    assert fresh != first and fresh.parent == runs
