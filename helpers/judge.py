@@ -476,9 +476,7 @@ class Judge:
         return None
 
     def cache_key(self, record: Mapping, response: str) -> str:
-        blob = json.dumps([record.get("instruction"), record.get("input", ""), record.get("output"),
-                           response, self.name, self.prompt.fingerprint], ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return _cache_key(record, response, self.name, self.prompt.fingerprint)
 
     def score_records(self, records: Sequence[Mapping], *, response_key: str = "response",
                       cache_path: str | Path | None = None, progress: bool = True) -> ScoreReport:
@@ -544,6 +542,13 @@ def _letter_probability(steps: list | None) -> float | None:
             p[t] += math.exp(logprob)
     total = p["A"] + p["B"]
     return p["A"] / total if total > 0 else None
+
+
+def _cache_key(record: Mapping, *parts) -> str:
+    """sha256 of the record's instruction, input and reference plus ``parts`` (answers, judge, prompt)."""
+    blob = json.dumps([record.get("instruction"), record.get("input", ""), record.get("output"), *parts],
+                      ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def _read_cache(path: str | Path) -> dict[str, dict]:
@@ -815,9 +820,7 @@ def pairwise_compare(judge: Judge, records: Sequence[Mapping], responses_a: Sequ
     judge_name = getattr(judge, "name", type(judge).__name__)
 
     def verdict(record, first, second):
-        blob = json.dumps(["pairwise", record.get("instruction"), record.get("input", ""), record.get("output"),
-                           first, second, judge_name, PAIRWISE_FINGERPRINT], ensure_ascii=False)
-        key = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        key = _cache_key(record, first, second, judge_name, "pairwise", PAIRWISE_FINGERPRINT)
         if key not in cache:
             cache[key] = dict(judge.prefer(record, first, second), key=key, kind="pairwise")
             if cache_path:
@@ -848,11 +851,16 @@ def pairwise_compare(judge: Judge, records: Sequence[Mapping], responses_a: Sequ
                         "outcome_for_" + name_b: round(outcome, 3)})
     if progress:
         print()
+    return _pairwise_result(name_a, name_b, outcomes, details, consistent / len(outcomes), n_unparsable, n_boot, seed)
+
+
+def _pairwise_result(name_a, name_b, outcomes, details, position_consistency, n_unparsable, n_boot, seed):
+    """Win rate with its bootstrap interval; outcomes above 0.55 count as B's wins, below 0.45 as A's."""
     rate, low, high = bootstrap_ci(outcomes, n_boot=n_boot, seed=seed)
     return PairwiseResult(
         name_a=name_a, name_b=name_b, outcomes=outcomes, details=details, win_rate=rate, ci=(low, high),
         wins_a=sum(o < 0.45 for o in outcomes), wins_b=sum(o > 0.55 for o in outcomes),
-        ties=sum(0.45 <= o <= 0.55 for o in outcomes), position_consistency=consistent / len(outcomes),
+        ties=sum(0.45 <= o <= 0.55 for o in outcomes), position_consistency=position_consistency,
         n_unparsable=n_unparsable,
     )
 
@@ -926,9 +934,4 @@ def pairwise_from_scores(scores_a: Sequence[float | None], scores_b: Sequence[fl
         details.append({"record": i, f"score_{name_a}": a, f"score_{name_b}": b, "outcome_for_" + name_b: outcome})
     if not outcomes:
         raise ValueError("pairwise_from_scores: no record has two valid scores")
-    rate, low, high = bootstrap_ci(outcomes, n_boot=n_boot, seed=seed)
-    return PairwiseResult(
-        name_a=name_a, name_b=name_b, outcomes=outcomes, details=details, win_rate=rate, ci=(low, high),
-        wins_a=sum(o == 0.0 for o in outcomes), wins_b=sum(o == 1.0 for o in outcomes),
-        ties=sum(o == 0.5 for o in outcomes), position_consistency=1.0, n_unparsable=n_unparsable,
-    )
+    return _pairwise_result(name_a, name_b, outcomes, details, 1.0, n_unparsable, n_boot, seed)

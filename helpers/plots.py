@@ -144,9 +144,6 @@ def plot_bars(labels, values, path=None, ax=None, title="", ylabel="", fmt="{:.2
     return _finish(fig, ax, path, ylabel=ylabel, title=title)
 
 
-__all__ = ["plot_losses", "LiveLossPlot", "save_figure", "plot_histogram", "plot_scatter", "plot_bars", "matplotlib"]
-
-
 def _finish(fig, ax, path=None, xlabel=None, ylabel=None, title=None):
     """Label the axes, tighten the layout and save as PNG when ``path`` is given; returns ``fig``."""
     if xlabel is not None:
@@ -159,3 +156,6 @@ def _finish(fig, ax, path=None, xlabel=None, ylabel=None, title=None):
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+__all__ = ["plot_losses", "LiveLossPlot", "save_figure", "plot_histogram", "plot_scatter", "plot_bars", "matplotlib"]
