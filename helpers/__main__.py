@@ -93,7 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _known_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message already says what is wrong and what to do: printed without a traceback."""
+    from helpers.checkpoints import CheckpointDamaged, FolderLocked
+    from helpers.course import SettingsError
+    from helpers.data import DataFileMissing, RecordError
+    from helpers.training import CheckpointMismatch, NonFiniteLossError
+
+    return (SettingsError, RecordError, DataFileMissing, CheckpointMismatch, CheckpointDamaged, FolderLocked,
+            NonFiniteLossError)
+
+
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except _known_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "course":
         from helpers.course import run_course
@@ -102,7 +121,7 @@ def main(argv=None) -> int:
         return 0
     from helpers.course import FinetuneSettings, finetune
 
-    names = {f.name for f in __import__("dataclasses").fields(FinetuneSettings)}
+    names = {f.name for f in __import__("dataclasses").fields(FinetuneSettings)} - {"fast"}
     defaults = vars(build_parser().parse_args(["finetune"]))
     given = {k: v for k, v in vars(args).items() if k in names and (not args.fast or v != defaults.get(k))}
     settings = FinetuneSettings.for_mode(fast=args.fast, **given)

@@ -368,6 +368,27 @@ def padding_fraction(loader_or_batches: Iterable, ignore_index: int = -100) -> f
 # --------------------------------------------------------------------------------------------------
 
 
+def supervision_report(dataset: InstructionDataset, *, allowed_max_length: int | None = None,
+                       mask_instructions: bool = False) -> dict:
+    """What :func:`collate` will make of every example, counted up front (no batch is built).
+
+    ``supervised_targets``: targets the loss sees; ``records_cut`` / ``targets_cut``: examples longer than
+    ``allowed_max_length`` and the supervised targets they lose (their end-of-text among them);
+    ``records_without_targets``: examples left with nothing to learn (a prompt longer than the limit).
+    """
+    report = dict(records=len(dataset), supervised_targets=0, records_cut=0, targets_cut=0, records_without_targets=0)
+    for example in dataset.examples:
+        n_real = len(example["token_ids"])  # real targets: every token after the first, then the end-of-text
+        n_masked = max(example["prompt_length"] - 1, 0) if mask_instructions else 0
+        kept = n_real if allowed_max_length is None else min(n_real, allowed_max_length)
+        supervised = max(kept - n_masked, 0)
+        report["supervised_targets"] += supervised
+        report["records_cut"] += int(kept < n_real)
+        report["targets_cut"] += max(n_real - n_masked, 0) - supervised
+        report["records_without_targets"] += int(supervised == 0)
+    return report
+
+
 class Loaders(NamedTuple):
     """Train / validation / test data loaders (notebook 02); each has a ``collate_stats`` attribute."""
 
@@ -378,6 +399,12 @@ class Loaders(NamedTuple):
     def describe(self) -> str:
         return " | ".join(f"{name} {len(loader.dataset):,} records in {len(loader):,} batches"
                           for name, loader in self._asdict().items())
+
+    def supervision(self) -> dict[str, dict]:
+        """:func:`supervision_report` of each split, with the loaders' own collate settings."""
+        return {name: supervision_report(loader.dataset, allowed_max_length=loader.collate_fn.keywords["allowed_max_length"],
+                                         mask_instructions=loader.collate_fn.keywords["mask_instructions"])
+                for name, loader in self._asdict().items()}
 
 
 def make_loaders(splits, tokenizer, *, batch_size: int = 8, style: str = "alpaca", mask_instructions: bool = False,

@@ -1,32 +1,64 @@
 """Checkpoints that survive a crash: safetensors for tensors, JSON for everything else (notebook 04).
 
 A checkpoint is a *step*: three files written one by one, each to a temporary name first and then
-renamed with ``os.replace`` (atomic on every OS we target), and last a small ``latest.json`` that points
-to them. A run killed halfway through writing leaves the previous ``latest.json`` and its files intact.
+renamed with ``os.replace`` (atomic on every OS we target), and last a small ``latest.json`` that lists
+the last two checkpoints with the size and sha256 of every file. A run killed halfway through writing
+leaves the previous ``latest.json`` and its files intact; a file damaged later (a full disk, a copy cut
+short) fails its check on load and the previous checkpoint is used instead.
 
     step-000120.weights.safetensors     trainable parameters only (the frozen ones come from the base model)
     step-000120.optimizer.safetensors   AdamW moments + torch RNG states
     step-000120.state.json              step, epoch, batch position, history, schedule, Python/NumPy RNG
-    latest.json                         {"step": 120, "files": {...}}
-    best.safetensors + best.json        the weights with the lowest validation loss so far
+    latest.json                         {"step": 120, "checkpoints": [{step, files: {role: {name, size, sha256}}}, ...]}
+    best.safetensors + best.json        the weights with the lowest validation loss so far (size and sha256 too)
+    .lock                               held (an OS file lock) while a run writes here; names the holder's PID
 
 Never pickle: ``torch.load`` on a file from the internet can run code; safetensors cannot.
+JSON written here is strict: NaN and infinity become ``null`` with a ``<key>_note`` saying what they were.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import math
 import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save
+
+KEEP_CHECKPOINTS = 2  # the last N good checkpoints are kept (plus the best weights)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
+class CheckpointDamaged(RuntimeError):
+    """No checkpoint in the folder passed its size and sha256 check; the message says how to start over."""
+
+
+class FolderLocked(RuntimeError):
+    """Another run (named by its PID) is writing into this folder right now."""
+
+
+# ---- files written whole or not at all -------------------------------------------------------------
+
+
+def sha256_file(path: Path, block: int = 1 << 24) -> str:
+    """sha256 of a file, read in blocks (model files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> dict:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file).
+
+    Returns ``{"name", "size", "sha256"}`` of what was written, for a checkpoint's manifest.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -35,20 +67,103 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    return {"name": path.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+def strict_json(obj):
+    """``obj`` with every NaN/infinite float replaced by None; in a dict, ``<key>_note`` says what it was."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            out[key] = strict_json(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                out[f"{key}_note"] = "not a number (NaN)" if math.isnan(value) else f"{value} (infinite)"
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
 
 
-def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
-    """``safetensors.save_file`` through a temporary name; tensors are made contiguous CPU copies."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def atomic_write_json(path: Path, obj) -> dict:
+    """Strict JSON (see :func:`strict_json`) written atomically; returns the file's manifest entry."""
+    return atomic_write_bytes(path, json.dumps(strict_json(obj), indent=1, allow_nan=False).encode())
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> dict:
+    """safetensors through a temporary name; tensors are made contiguous CPU copies. Returns the manifest entry."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(cpu, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    os.replace(tmp, path)
+    return atomic_write_bytes(path, save(cpu, metadata={k: str(v) for k, v in (metadata or {}).items()}))
+
+
+def verify_file(folder: Path, entry: dict) -> str | None:
+    """None when ``folder/entry["name"]`` has the recorded size and sha256, else what is wrong with it."""
+    path = Path(folder) / entry["name"]
+    if not path.is_file():
+        return f"{entry['name']} is missing"
+    size = path.stat().st_size
+    if "size" in entry and size != entry["size"]:
+        return f"{entry['name']} has {size:,} bytes, {entry['size']:,} were written"
+    if "sha256" in entry and sha256_file(path) != entry["sha256"]:
+        return f"{entry['name']} has changed since it was written (sha256 differs)"
+    return None
+
+
+# ---- one writer per folder ---------------------------------------------------------------------------
+
+_HELD_LOCKS: dict[Path, list] = {}  # folder -> [open lock file, depth]: re-entrant within one process
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str = "a fine-tuning run"):
+    """Hold an OS file lock on ``folder/.lock`` for the ``with`` block; a second holder fails at once.
+
+    The lock belongs to the process: it disappears when the process dies (``kill -9`` included), so a
+    crashed run never leaves a stale lock behind. Nested use in the same process is allowed.
+    """
+    folder = Path(folder).resolve()
+    if folder in _HELD_LOCKS:
+        _HELD_LOCKS[folder][1] += 1
+        try:
+            yield folder
+        finally:
+            _HELD_LOCKS[folder][1] -= 1
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "a+")
+    try:
+        _lock_file(handle)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise FolderLocked(
+            f"{folder} is in use by another process ({holder}). Wait for it to finish, stop it, or write "
+            f"elsewhere (--out another folder).") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"PID {os.getpid()}, {what}")
+    handle.flush()
+    _HELD_LOCKS[folder] = [handle, 1]
+    try:
+        yield folder
+    finally:
+        del _HELD_LOCKS[folder]
+        handle.close()  # closing the file releases the lock
+
+
+def _lock_file(handle) -> None:
+    """An exclusive, non-blocking lock on an open file (fcntl on Linux/macOS, msvcrt on Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 # ---- weights --------------------------------------------------------------------------------------
@@ -64,13 +179,10 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_weights(path: Path, model: torch.nn.Module, meta: dict | None = None, only_trainable: bool = True) -> None:
-    """Save the trainable parameters (or all, deduplicated) of ``model`` as safetensors."""
-    if only_trainable:
-        tensors = trainable_state(model)
-    else:
-        tensors = dict(model.named_parameters())
-    atomic_save_tensors(path, tensors, metadata={"format": "pt", **(meta or {})})
+def save_weights(path: Path, model: torch.nn.Module, meta: dict | None = None, only_trainable: bool = True) -> dict:
+    """Save the trainable parameters (or all, deduplicated) of ``model`` as safetensors; returns the manifest entry."""
+    tensors = trainable_state(model) if only_trainable else dict(model.named_parameters())
+    return atomic_save_tensors(path, tensors, metadata={"format": "pt", **(meta or {})})
 
 
 def load_weights(path: Path, model: torch.nn.Module) -> list[str]:
@@ -146,53 +258,115 @@ def restore_rng(tensors: dict[str, torch.Tensor], json_part: dict) -> None:
 # ---- a whole training checkpoint ------------------------------------------------------------------
 
 
-def save_checkpoint(folder: Path, step: int, model, optimizer, state: dict) -> Path:
-    """Write weights, optimizer + RNG tensors and ``state`` for ``step``, then point ``latest.json`` at them.
+def save_checkpoint(folder: Path, step: int, model, optimizer, state: dict, keep: int = KEEP_CHECKPOINTS) -> Path:
+    """Write weights, optimizer + RNG tensors and ``state`` for ``step``, then list it first in ``latest.json``.
 
-    The files of every other step are deleted after the pointer moved.
+    ``latest.json`` keeps the last ``keep`` checkpoints with the size and sha256 of each file; the files
+    of every other step are deleted after the pointer moved.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     stem = f"step-{step:06d}"
-    files = {
-        "weights": f"{stem}.weights.safetensors",
-        "optimizer": f"{stem}.optimizer.safetensors",
-        "state": f"{stem}.state.json",
-    }
     opt_tensors, groups = optimizer_tensors(optimizer)
     rng_tensors, rng_json = rng_snapshot()
-    save_weights(folder / files["weights"], model)
-    atomic_save_tensors(folder / files["optimizer"], {**opt_tensors, **rng_tensors})
-    atomic_write_json(folder / files["state"], {**state, "step": step, "param_groups": groups, "rng": rng_json})
-    atomic_write_json(folder / "latest.json", {"step": step, "files": files})
-    for old in folder.glob("step-*"):  # every other step (older ones, or leftovers of an earlier run)
-        if old.name.split(".")[0] != stem:
+    files = {
+        "weights": save_weights(folder / f"{stem}.weights.safetensors", model),
+        "optimizer": atomic_save_tensors(folder / f"{stem}.optimizer.safetensors", {**opt_tensors, **rng_tensors}),
+        "state": atomic_write_json(folder / f"{stem}.state.json",
+                                   {**state, "step": step, "param_groups": groups, "rng": rng_json}),
+    }
+    earlier = [c for c in checkpoint_list(folder) if c["step"] != step]
+    kept = [{"step": step, "files": files}, *earlier][:keep]
+    atomic_write_json(folder / "latest.json", {"step": step, "checkpoints": kept})
+    keep_stems = {f"step-{c['step']:06d}" for c in kept}
+    for old in folder.glob("step-*"):  # older steps, or leftovers of an earlier run
+        if old.name.split(".")[0] not in keep_stems:
             old.unlink(missing_ok=True)
-    return folder / files["state"]
+    return folder / files["state"]["name"]
+
+
+def remove_checkpoints(folder: Path) -> None:
+    """Delete every checkpoint and the best weights of ``folder`` (a run that starts over)."""
+    for path in [*Path(folder).glob("step-*"), *(Path(folder) / n for n in ("latest.json", "best.json", "best.safetensors"))]:
+        path.unlink(missing_ok=True)
+
+
+def checkpoint_list(folder: Path) -> list[dict]:
+    """The checkpoints ``latest.json`` lists, newest first (``[]`` when there is none or it is unreadable)."""
+    pointer = Path(folder) / "latest.json"
+    try:
+        return json.loads(pointer.read_text())["checkpoints"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def latest_checkpoint(folder: Path) -> dict | None:
-    """The ``latest.json`` pointer of ``folder``, or None when nothing was saved yet."""
-    pointer = Path(folder) / "latest.json"
-    return json.loads(pointer.read_text()) if pointer.exists() else None
+    """The newest entry of ``latest.json`` (``{"step", "files"}``), or None when nothing was saved yet."""
+    found = checkpoint_list(folder)
+    return found[0] if found else None
+
+
+def damaged_files(folder: Path, entry: dict) -> list[str]:
+    """What is wrong with the files of one checkpoint entry (empty when all pass size and sha256)."""
+    return [problem for f in entry["files"].values() if (problem := verify_file(folder, f))]
+
+
+def read_state(folder: Path, entry: dict) -> dict:
+    """The JSON state of a checkpoint entry (not verified; see :func:`damaged_files`)."""
+    return json.loads((Path(folder) / entry["files"]["state"]["name"]).read_text())
 
 
 def load_checkpoint(folder: Path, model, optimizer, restore_random: bool = True) -> dict:
-    """Load the latest checkpoint of ``folder`` into ``model`` and ``optimizer``; returns its state dict.
+    """Load the newest *intact* checkpoint of ``folder`` into ``model`` and ``optimizer``; returns its state.
 
-    The RNG states are returned under ``state["_rng_tensors"]`` / ``state["rng"]`` so the caller can
-    restore them at the right moment (after rebuilding the data order); ``restore_random`` restores now.
+    Every file is checked against the size and sha256 recorded when it was written; a damaged checkpoint
+    is reported and the previous one used. The RNG states are returned under ``state["_rng_tensors"]`` /
+    ``state["rng"]`` so the caller can restore them at the right moment (after rebuilding the data order);
+    ``restore_random`` restores now.
     """
     folder = Path(folder)
-    pointer = latest_checkpoint(folder)
-    if pointer is None:
-        raise FileNotFoundError(f"No checkpoint in {folder} (no latest.json). Start without resume=True.")
-    files = pointer["files"]
-    state = json.loads((folder / files["state"]).read_text())
-    load_weights(folder / files["weights"], model)
-    tensors = load_file(str(folder / files["optimizer"]))
-    restore_optimizer(optimizer, tensors, state["param_groups"])
-    state["_rng_tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng.")}
-    if restore_random:
-        restore_rng(state["_rng_tensors"], state["rng"])
-    return state
+    entries = checkpoint_list(folder)
+    if not entries:
+        raise FileNotFoundError(f"No checkpoint in {folder} (no readable latest.json). Start without resume.")
+    problems = []
+    for entry in entries:
+        damaged = damaged_files(folder, entry)
+        if damaged:
+            problems.append(f"step {entry['step']}: {'; '.join(damaged)}")
+            print(f"Checkpoint of step {entry['step']} in {folder} is damaged ({'; '.join(damaged)}); "
+                  "trying the previous one.")
+            continue
+        state = read_state(folder, entry)
+        load_weights(folder / entry["files"]["weights"]["name"], model)
+        tensors = load_file(str(folder / entry["files"]["optimizer"]["name"]))
+        restore_optimizer(optimizer, tensors, state["param_groups"])
+        state["_rng_tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng.")}
+        if restore_random:
+            restore_rng(state["_rng_tensors"], state["rng"])
+        return state
+    raise CheckpointDamaged(
+        f"No usable checkpoint in {folder}: {' | '.join(problems)}. Start over with --restart "
+        f"(resume=False), or delete {folder}.")
+
+
+def save_best(folder: Path, model, step: int, val_loss: float) -> None:
+    """The best weights so far, ``best.safetensors``, and ``best.json`` with their size and sha256."""
+    entry = save_weights(Path(folder) / "best.safetensors", model, {"step": step})
+    atomic_write_json(Path(folder) / "best.json", {"step": step, "val_loss": val_loss, "file": entry})
+
+
+def load_best(folder: Path, step: int) -> dict[str, torch.Tensor] | None:
+    """The saved best weights of ``step`` when intact, else None (with a message saying what is wrong).
+
+    After a fall-back to an older checkpoint the file can hold a later step's weights: not those either.
+    """
+    try:
+        info = json.loads((Path(folder) / "best.json").read_text())
+        problem = verify_file(folder, info["file"])
+        if problem is None and info["step"] != step:
+            problem = f"they are of step {info['step']}"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        problem = f"best.json is unreadable ({type(error).__name__})"
+    if problem is None:
+        return load((Path(folder) / "best.safetensors").read_bytes())
+    print(f"The best weights of step {step} in {folder} are not usable ({problem}).")
+    return None

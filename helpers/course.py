@@ -27,9 +27,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.config import FAST, REPO_ROOT, RUN_DIR, RUNS_DIR, pick_device, run_path, set_seed
-
-from helpers.registry import DEFAULT_MODEL  # "gemma-3-270m"
+from helpers.checkpoints import atomic_write_json, folder_lock, save_weights
+from helpers.config import FAST, REPO_ROOT, RUNS_DIR, pick_device, run_path, set_seed
+from helpers.data import PROMPT_STYLES
+from helpers.plots import plot_losses
+from helpers.registry import DEFAULT_MODEL, load_tokenizer
+from helpers.training import knob_problems
 
 
 @dataclass
@@ -59,6 +62,7 @@ class FinetuneSettings:
     seed: int = 123
     max_new_tokens: int = 96  # for the test-set responses
     n_test_responses: int | None = None  # None = the whole test split
+    fast: bool = False  # FAST sizes (set by for_mode); saved with the results so they never pass for a full run
 
     @classmethod
     def for_mode(cls, fast: bool = FAST, **overrides) -> "FinetuneSettings":
@@ -68,10 +72,26 @@ class FinetuneSettings:
                               train_last_n_blocks=2, warmup_steps=0, lr=1e-4, allowed_max_length=128,
                               max_new_tokens=24, n_test_responses=4, patience=None)
             overrides = {**fast_sizes, **overrides}
-        return cls(**overrides)
+        return cls(**{**overrides, "fast": fast})
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def problems(self) -> list[str]:
+        """Settings that would make a run learn nothing or crash, each named by its command-line option."""
+        found = knob_problems(self.as_dict())
+        if self.style not in PROMPT_STYLES:
+            found.append(f"style={self.style!r} is not one of {sorted(PROMPT_STYLES)}")
+        return [f"{option_name(p.split('=')[0])} ({p})" for p in found]
+
+
+class SettingsError(ValueError):
+    """A setting or data file that would make a run learn nothing; the message names it and the fix."""
+
+
+def option_name(setting: str) -> str:
+    """The ``python -m helpers finetune`` option of a :class:`FinetuneSettings` field."""
+    return {"allowed_max_length": "--max-length", "cosine": "--no-cosine"}.get(setting, "--" + setting.replace("_", "-"))
 
 
 # ---- the pieces -----------------------------------------------------------------------------------
@@ -100,7 +120,34 @@ def load_splits(settings: FinetuneSettings, verbose: bool = True):
                         test=splits.test[: max(4, int(n * 0.10))])
         if verbose:
             print(f"Using {n} records taken from each split of the full split: {splits.describe()}")
+    empty = [name for name, size in splits.sizes().items() if size == 0]
+    if empty:
+        raise SettingsError(
+            f"{settings.data or 'the course data set'}: {len(records)} record(s) leave the {' and '.join(empty)} "
+            f"split(s) empty (split 85/5/10). Fine-tuning needs at least 10 records (a few hundred to learn "
+            "anything): add records to the file.")
     return splits
+
+
+def check_supervision(loaders, settings: FinetuneSettings) -> dict:
+    """What ``allowed_max_length`` and masking leave to learn in each split; fails when nothing is left.
+
+    Returns :meth:`helpers.batching.Loaders.supervision` (saved with the run) and prints what truncation cuts.
+    """
+    report = loaders.supervision()
+    for split in ("train", "val"):
+        if report[split]["supervised_targets"] == 0:
+            longest = max(getattr(getattr(loaders, split).dataset, "lengths", [0]))
+            raise SettingsError(
+                f"The {split} split has no token to learn from: {option_name('allowed_max_length')} "
+                f"{settings.allowed_max_length} cuts every example inside its prompt (the longest example has "
+                f"{longest} tokens{', prompt masked' if settings.mask_instructions else ''}). Raise --max-length.")
+    for split, r in report.items():
+        if r["records_cut"]:
+            print(f"{split}: --max-length {settings.allowed_max_length} cuts {r['records_cut']} of {r['records']} "
+                  f"records, losing {r['targets_cut']:,} of {r['targets_cut'] + r['supervised_targets']:,} "
+                  f"supervised target tokens ({r['records_without_targets']} records keep none).")
+    return report
 
 
 def build_loaders(splits, tokenizer, settings: FinetuneSettings):
@@ -136,10 +183,12 @@ def checkpoints_folder(model_name: str, folder=None) -> Path:
 
 def save_finetuned(model, history, settings: FinetuneSettings, folder=None, extra: dict | None = None) -> Path:
     """Save the trained weights, history (JSON + CSV), loss plot and a JSON description; returns the weights path."""
-    from helpers.checkpoints import atomic_write_json, save_weights
-    from helpers.plots import plot_losses
-
     folder = finetuned_folder(folder)
+    with folder_lock(folder, f"saving fine-tuned {settings.model}"):
+        return _save_finetuned(model, history, settings, folder, extra)
+
+
+def _save_finetuned(model, history, settings, folder: Path, extra) -> Path:
     weights = folder / f"{settings.model}.safetensors"
     save_weights(weights, model, {"model": settings.model})
     history.save(folder / f"{settings.model}-history.json")
@@ -156,7 +205,7 @@ def save_finetuned(model, history, settings: FinetuneSettings, folder=None, extr
         "overfit_epoch": history.overfit_epoch, "stopped_early": history.stopped_early,
         "final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"], "steps": last["step"],
         "epochs": last["epoch"], "tokens_seen": last["tokens_seen"], "train_seconds": last["seconds"],
-        "fast": FAST, **(extra or {}),
+        "fast": settings.fast, **(extra or {}),
     })
     return weights
 
@@ -210,34 +259,57 @@ def answer_test_split(model, tokenizer, records, settings: FinetuneSettings, pat
 
 def finetune(settings: FinetuneSettings, folder=None, device=None, resume: bool = True, progress: bool = True,
              test_responses: bool = True) -> dict:
-    """The whole fine-tuning pipeline without notebooks; returns the JSON description it saved."""
+    """The whole fine-tuning pipeline without notebooks; returns the JSON description it saved.
+
+    Settings, data and what truncation leaves to learn are checked before the model loads; the output
+    folder is locked for the whole run; the weights are saved before the steps that come after training.
+    """
+    problems = settings.problems()
+    if problems:
+        raise SettingsError("These settings would make the run learn nothing or crash:\n  - " + "\n  - ".join(problems))
+    folder = finetuned_folder(folder)
+    with folder_lock(folder, f"fine-tuning {settings.model}"):
+        return _finetune(settings, folder, device, resume, progress, test_responses)
+
+
+def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, progress: bool, test_responses: bool) -> dict:
     from helpers.training import evaluate
 
-    folder = finetuned_folder(folder)
     device = device or pick_device()
     t0 = time.perf_counter()
     set_seed(settings.seed)
     splits = load_splits(settings)
+    loaders = build_loaders(splits, load_tokenizer(settings.model), settings)
+    supervision = check_supervision(loaders, settings)
     model, tokenizer = load_model(settings.model, device=device)
-    loaders = build_loaders(splits, tokenizer, settings)
     print(f"{settings.model} on {device}; {loaders.describe()}")
     history = train_with_settings(model, loaders, settings, checkpoint_dir=checkpoints_folder(settings.model, folder), resume=resume,
                                   device=device, progress=progress)
+    history.data = supervision
     print(history.summary())
-    extra = {"device": str(device), "records": splits.sizes(), "test_loss": evaluate(model, list(loaders.test), device)}
+    extra = {"device": str(device), "records": splits.sizes(), "supervision": supervision,
+             "test_responses": None, "test_responses_note": "not generated (test_responses=False, --no-test-responses)"}
+    save_finetuned(model, history, settings, folder, extra)  # first: nothing after this can lose the weights
+    extra["test_loss"] = evaluate(model, list(loaders.test), device)
     if test_responses:
-        n = settings.n_test_responses or len(splits.test)
+        n = min(settings.n_test_responses or len(splits.test), len(splits.test))
         t_gen = time.perf_counter()
         answer_test_split(model, tokenizer, splits.test[:n], settings, path=folder / f"{settings.model}-test_responses.json")
-        extra["test_responses"] = n
-        extra["generation_seconds"] = round(time.perf_counter() - t_gen, 1)
-    extra["peak_rss_gb"] = round(peak_rss_gb(), 2)
-    extra["total_seconds"] = round(time.perf_counter() - t0, 1)
-    save_finetuned(model, history, settings, folder, extra)
-    info = json.loads((folder / f"{settings.model}.json").read_text())
+        extra.update(test_responses=n, test_responses_note=f"{settings.model}-test_responses.json",
+                     generation_seconds=round(time.perf_counter() - t_gen, 1))
+    extra.update(peak_rss_gb=round(peak_rss_gb(), 2), total_seconds=round(time.perf_counter() - t0, 1))
+    info = update_finetuned_info(folder, settings.model, extra)
     print(f"Saved to {folder}: {settings.model}.safetensors, .json, -history.json/csv, -loss.png"
           + (", -test_responses.json" if test_responses else ""))
     return info
+
+
+def update_finetuned_info(folder, model_name: str, extra: dict) -> dict:
+    """Merge ``extra`` into the run's ``<model>.json`` description; returns the new description."""
+    path = finetuned_folder(folder) / f"{model_name}.json"
+    info = {**json.loads(path.read_text()), **extra}
+    atomic_write_json(path, info)
+    return json.loads(path.read_text())
 
 
 def peak_rss_gb() -> float:
@@ -282,8 +354,6 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
     """
     import nbformat
     from nbclient import NotebookClient
-
-    from helpers.checkpoints import atomic_write_json
 
     stages = stages if stages is not None else course_stages()
     redo_keys = {"all"} if redo and "all" in redo else {r.zfill(2) for r in (redo or [])}

@@ -183,7 +183,13 @@ def load_records(source, sha256: str | None = None, cache: bool = True, validate
                 f"records with 'instruction', 'input', 'output') at {path.resolve()}, or pass another path."
             )
         _check_sha256(path, sha256, origin)
-    records = _parse_records(path.read_text(encoding="utf-8"), origin)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark is allowed
+    except UnicodeDecodeError as error:
+        raise RecordError([(None, "(file)", f"not UTF-8: byte {error.start} is {raw[error.start:error.start + 1]!r} "
+                                            f"({error.reason}); save the file as UTF-8")], origin) from None
+    records = _parse_records(text, origin)
     return validate_records(records, source=origin) if validate else records
 
 
@@ -208,6 +214,8 @@ def validate_records(records, source: str = "records") -> list[dict]:
     if not isinstance(records, list):
         raise RecordError([(None, "(file)", f"expected a list of records, got {type(records).__name__}")],
                           source)
+    if not records:
+        raise RecordError([(None, "(file)", "the file holds no records (an empty list)")], source)
     problems: list[tuple[int | None, str, str]] = []
     clean = []
     for index, record in enumerate(records):
@@ -225,6 +233,15 @@ def validate_records(records, source: str = "records") -> list[dict]:
         value = record.get("input")
         if value is not None and not isinstance(value, str):
             problems.append((index, "input", f"wrong type: expected a string, got {type(value).__name__}"))
+        if "family" in record and not isinstance(record["family"], str):
+            problems.append((index, "family", f"wrong type: expected a string, got {type(record['family']).__name__}"))
+        for name, text in record.items():
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as error:  # a lone surrogate such as "\ud83d": no UTF-8 for it
+                    problems.append((index, name, f"character {error.start} ({text[error.start]!r}) cannot be "
+                                                  "written as UTF-8 (a lone surrogate: half an emoji?)"))
         clean.append({**record, "input": value if isinstance(value, str) else ""})
     if problems:
         raise RecordError(problems, source)

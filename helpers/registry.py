@@ -95,6 +95,11 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    """The tokenizer of a registry model, without loading the model (checks that need token counts)."""
+    return get_tokenizer(get_spec(name).tokenizer)
+
+
 def load_model(
     name: str = DEFAULT_MODEL,
     device: str | torch.device | None = None,

@@ -15,6 +15,7 @@ interrupted run to exactly the result of an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import time
@@ -45,18 +46,42 @@ def train(model, loaders, *, epochs=2, lr=5e-5, weight_decay=0.1, warmup_steps=0
 
     ``patience``: stop after that many evaluations without a better validation loss; the best weights
     are restored at the end in every case. ``on_step(step, loss)`` is called after each optimizer step.
+    With ``checkpoint_dir`` the folder is locked for the run (a second run there fails at once) and
+    ``resume=True`` continues the checkpoint there only when it was made with the same data and settings.
     """
+    knobs = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, cosine=cosine,
+                 grad_clip=grad_clip, grad_accum=grad_accum, seed=seed, eval_every=eval_every,
+                 eval_batches=eval_batches, patience=patience, freeze_embeddings=freeze_embeddings,
+                 train_last_n_blocks=train_last_n_blocks, max_steps=max_steps)
+    problems = knob_problems(knobs) + [f"{name}: the split is empty" for name in ("train", "val")
+                                       if len(getattr(loaders, name)) == 0]
+    if problems:
+        raise ValueError("train() cannot learn anything with these settings: " + "; ".join(problems))
+    lock = ckpt.folder_lock(checkpoint_dir, "training") if checkpoint_dir else contextlib.nullcontext()
+    with lock:
+        return _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live_plot, on_step)
+
+
+def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live_plot, on_step) -> "History":
+    epochs, lr, seed, grad_accum = knobs["epochs"], knobs["lr"], knobs["seed"], knobs["grad_accum"]
+    eval_every, patience, max_steps = knobs["eval_every"], knobs["patience"], knobs["max_steps"]
     device = torch.device(device or next(model.parameters()).device)
     model.to(device)
-    trainable = set_trainable(model, freeze_embeddings, train_last_n_blocks)
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    trainable = set_trainable(model, knobs["freeze_embeddings"], knobs["train_last_n_blocks"])
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=knobs["weight_decay"])
     steps_per_epoch = math.ceil(len(loaders.train) / grad_accum)
     total_steps = min(epochs * steps_per_epoch, max_steps or 10**12)
+    eval_batches = knobs["eval_batches"]
     train_eval, val_eval = fixed_batches(loaders.train, eval_batches, seed), fixed_batches(loaders.val, eval_batches, seed)
+    if not any(bool((t != IGNORE_INDEX).any()) for _, t in val_eval):
+        raise ValueError("The validation batches hold no supervised token (every target is -100), so the "
+                         "validation loss is undefined: raise allowed_max_length (--max-length) or check the data.")
     run = RunState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
-    run.fingerprint = run_fingerprint(model, trainable, loaders, epochs, lr, seed, grad_accum, max_steps, patience)
+    run.fingerprint = run_fingerprint(model, trainable, loaders, knobs)
     if resume and checkpoint_dir and resumable(checkpoint_dir, run.fingerprint):
         run = resume_from(checkpoint_dir, model, optimizer, run)
+    elif checkpoint_dir:
+        ckpt.remove_checkpoints(checkpoint_dir)  # starting over: no step of an earlier run may be resumed later
     if run.finished:
         return finish(model, run, checkpoint_dir)
     bar = progress_bar(progress, total_steps, run.step)
@@ -83,11 +108,11 @@ def train(model, loaders, *, epochs=2, lr=5e-5, weight_decay=0.1, warmup_steps=0
             if (batch_index + 1) % grad_accum and not last_in_epoch:
                 continue  # gradient accumulation: step after every `grad_accum` batches
             run.step += 1
-            step_lr = learning_rate_at(run.step, total_steps, lr, warmup_steps, cosine)
+            step_lr = learning_rate_at(run.step, total_steps, lr, knobs["warmup_steps"], knobs["cosine"])
             for group in optimizer.param_groups:
                 group["lr"] = step_lr
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+            if knobs["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(trainable, knobs["grad_clip"])
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if last_in_epoch:
@@ -109,6 +134,26 @@ def train(model, loaders, *, epochs=2, lr=5e-5, weight_decay=0.1, warmup_steps=0
     if checkpoint_dir:
         ckpt.save_checkpoint(checkpoint_dir, run.step, model, optimizer, run.to_json())
     return finish(model, run, checkpoint_dir)
+
+
+AT_LEAST_ONE = {"epochs", "grad_accum", "eval_every", "eval_batches", "max_steps", "patience",
+                "train_last_n_blocks", "batch_size", "allowed_max_length", "max_new_tokens"}  # None = off/all
+NOT_NEGATIVE = {"weight_decay", "grad_clip", "warmup_steps"}
+
+
+def knob_problems(knobs: dict) -> list[str]:
+    """Settings that make a run learn nothing or crash, as ``"name=value: why"`` (empty when all are usable)."""
+    problems = []
+    for name, value in knobs.items():
+        if value is None or isinstance(value, bool):
+            continue
+        if name in AT_LEAST_ONE and value < 1:
+            problems.append(f"{name}={value} must be at least 1")
+        elif name in NOT_NEGATIVE and value < 0:
+            problems.append(f"{name}={value} must not be negative")
+        elif name == "lr" and not value > 0:
+            problems.append(f"lr={value} must be positive")
+    return problems
 
 
 # ---- loss and evaluation --------------------------------------------------------------------------
@@ -319,8 +364,7 @@ def record(run, model, train_eval, val_eval, device, lr, started, checkpoint_dir
         run.best_val_loss, run.best_step, run.evals_since_best = val_loss, run.step, 0
         run.best_weights = {k: v.detach().clone() for k, v in ckpt.trainable_state(model).items()}
         if checkpoint_dir:
-            ckpt.save_weights(Path(checkpoint_dir) / "best.safetensors", model, {"step": run.step})
-            ckpt.atomic_write_json(Path(checkpoint_dir) / "best.json", {"step": run.step, "val_loss": val_loss})
+            ckpt.save_best(checkpoint_dir, model, run.step, val_loss)
     else:
         run.evals_since_best += 1
     if checkpoint_dir:
@@ -330,43 +374,74 @@ def record(run, model, train_eval, val_eval, device, lr, started, checkpoint_dir
     model.train()
 
 
-def run_fingerprint(model, trainable, loaders, epochs, lr, seed, grad_accum, max_steps, patience) -> dict:
-    """The facts a checkpoint must share with this call to be resumed (model, what is trained, data, knobs)."""
-    return {"model": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters()),
-            "trainable": sum(p.numel() for p in trainable), "train_batches": len(loaders.train),
-            "val_batches": len(loaders.val), "epochs": epochs, "lr": lr, "seed": seed, "grad_accum": grad_accum,
-            "max_steps": max_steps, "patience": patience}
+class CheckpointMismatch(ValueError):
+    """The checkpoint in the folder was made with other data or settings; it is never resumed."""
+
+
+def _sha256_of_records(dataset) -> str:
+    """A short hash of a dataset's records (the records of an InstructionDataset, else its items)."""
+    records = getattr(dataset, "records", None)
+    items = records if records is not None else [dataset[i] for i in range(len(dataset))]
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+def run_fingerprint(model, trainable, loaders, knobs: dict) -> dict:
+    """Everything that changes the trained result: model, what is trained, data, batching, every knob.
+
+    A checkpoint is resumed only when its fingerprint equals this one (see :func:`resumable`).
+    """
+    collate_args = getattr(loaders.train.collate_fn, "keywords", {})  # a functools.partial of collate
+    return {"model": f"{type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters",
+            "trainable parameters": sum(p.numel() for p in trainable),
+            "training records (sha256)": _sha256_of_records(loaders.train.dataset),
+            "validation records (sha256)": _sha256_of_records(loaders.val.dataset),
+            "style": getattr(loaders.train.dataset, "style", None),
+            "mask_instructions": collate_args.get("mask_instructions"),
+            "allowed_max_length": collate_args.get("allowed_max_length"),
+            "batch_size": loaders.train.batch_size or getattr(loaders.train.batch_sampler, "batch_size", None),
+            "train batches": len(loaders.train), **knobs}
 
 
 def resumable(checkpoint_dir, fingerprint: dict) -> bool:
-    """True when ``checkpoint_dir`` holds a checkpoint of this very run; explains why not otherwise."""
+    """True when ``checkpoint_dir`` holds a checkpoint of this very run, False when it holds none.
+
+    A checkpoint of a *different* run raises :class:`CheckpointMismatch` naming every setting that
+    differs: resuming it would mix two runs, and starting over silently would throw it away.
+    """
     pointer = ckpt.latest_checkpoint(checkpoint_dir)
     if pointer is None:
         return False
-    saved = json.loads((Path(checkpoint_dir) / pointer["files"]["state"]).read_text()).get("fingerprint", {})
-    differs = {k: (saved.get(k), v) for k, v in fingerprint.items() if saved.get(k) != v}
+    try:
+        saved = ckpt.read_state(checkpoint_dir, pointer).get("fingerprint", {})
+    except (OSError, ValueError):
+        return True  # damaged: load_checkpoint verifies every file and falls back to an older one
+    differs = {k: (saved.get(k, "(not recorded)"), v) for k, v in fingerprint.items() if saved.get(k) != v}
     if differs:
-        print(f"Not resuming: the checkpoint in {checkpoint_dir} is from a different run "
-              f"({', '.join(f'{k}: saved {a}, now {b}' for k, (a, b) in differs.items())}). Starting fresh; "
-              "its files are replaced at the first evaluation.")
-        return False
+        raise CheckpointMismatch(
+            f"Not resuming: the checkpoint in {checkpoint_dir} (step {pointer['step']}) is from a run with other "
+            f"settings: {'; '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in differs.items())}. "
+            "Start over with --restart (resume=False), or write to another folder (--out).")
     return True
 
 
 def resume_from(checkpoint_dir, model, optimizer, run: RunState) -> RunState:
-    """Load the latest checkpoint and return the run state it saved (random state restored later)."""
+    """Load the latest intact checkpoint and return the run state it saved (random state restored later)."""
     state = ckpt.load_checkpoint(checkpoint_dir, model, optimizer, restore_random=False)
     rng = (state.pop("_rng_tensors"), state.pop("rng"))
     state.pop("param_groups", None)
     known = {k: v for k, v in state.items() if k in RunState.__dataclass_fields__}
     known["total_steps"], known["steps_per_epoch"], known["fingerprint"] = run.total_steps, run.steps_per_epoch, run.fingerprint
+    known["best_val_loss"] = float("inf") if known.get("best_val_loss") is None else known["best_val_loss"]
     resumed = RunState(**known)
     resumed.pending_rng = rng
-    best = Path(checkpoint_dir) / "best.safetensors"
-    if best.exists():
-        from safetensors.torch import load_file
-
-        resumed.best_weights = load_file(str(best))
+    if resumed.rows:
+        resumed.best_weights = ckpt.load_best(checkpoint_dir, resumed.best_step)
+        if resumed.best_weights is None and resumed.rows:  # the resumed step's weights count as the best
+            print(f"The best weights (step {resumed.best_step}) are lost; those of step {resumed.step} "
+                  f"(val loss {resumed.rows[-1]['val_loss']:.3f}) count as the best from now on.")
+            resumed.best_weights = {k: v.detach().clone() for k, v in ckpt.trainable_state(model).items()}
+            resumed.best_step, resumed.best_val_loss = resumed.step, resumed.rows[-1]["val_loss"]
+            resumed.evals_since_best = 0
     print(f"Resumed from {checkpoint_dir} at step {resumed.step} (epoch {resumed.epoch + 1}, batch {resumed.batch_index}).")
     return resumed
 
@@ -394,6 +469,7 @@ class History:
     best_val_loss: float = float("nan")
     stopped_early: bool = False
     steps_per_epoch: int = 1
+    data: dict = field(default_factory=dict)  # e.g. what truncation cut (helpers.batching.supervision_report)
 
     @property
     def best_epoch(self) -> float:
@@ -435,7 +511,8 @@ class History:
     @classmethod
     def load(cls, path) -> "History":
         data = json.loads(Path(path).read_text())
-        return cls(**{k: data[k] for k in ("rows", "best_step", "best_val_loss", "stopped_early", "steps_per_epoch")})
+        return cls(**{k: data[k] for k in ("rows", "best_step", "best_val_loss", "stopped_early", "steps_per_epoch", "data")
+                      if k in data})
 
 
 # ---- progress -------------------------------------------------------------------------------------

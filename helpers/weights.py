@@ -15,7 +15,6 @@ Only safetensors and GGUF are read: never ``torch.load`` or pickle.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from helpers.checkpoints import sha256_file
 from helpers.config import cache_dir
 from helpers.models import GEMMA3_270M_CONFIG, Gemma3Model, GPTModel, gemma3_layer_types, gpt2_config
 
@@ -52,15 +52,6 @@ class WeightsMissing(FileNotFoundError):
 
 class WeightsCorrupt(ValueError):
     """A weights file has the wrong hash or layout; the message names the file and the fix."""
-
-
-def sha256_file(path: Path, block: int = 1 << 24) -> str:
-    """sha256 of a file, read in blocks (model files are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _package_data_dir(package: str) -> Path | None:

@@ -164,7 +164,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert pointer["step"] == 4
     from safetensors.torch import load_file
 
-    weights = load_file(str(tmp_path / pointer["files"]["weights"]))
+    weights = load_file(str(tmp_path / pointer["checkpoints"][0]["files"]["weights"]["name"]))
     assert all(torch.isfinite(t).all() for t in weights.values())
 
 
@@ -185,11 +185,13 @@ def test_loss_plot_saved(tmp_path):
     assert "overfitting" in labels and any(label.startswith("best val 2.000") for label in labels)
 
 
-def test_checkpoint_of_another_run_is_not_resumed(tmp_path, capsys):
+def test_checkpoint_of_another_run_is_refused_not_resumed(tmp_path):
     _run(tmp_path)
-    model = tiny_model()
-    history = train(model, make_loaders(), epochs=1, lr=1e-3, eval_every=2, eval_batches=1,
-                    checkpoint_dir=tmp_path, resume=True, progress=False)
-    out = capsys.readouterr().out
-    assert "Not resuming" in out and "epochs: saved 3, now 1" in out
+    saved = (tmp_path / "latest.json").read_text()
+    with pytest.raises(training.CheckpointMismatch, match=r"Not resuming.*epochs: saved 3, now 1.*--restart"):
+        train(tiny_model(), make_loaders(), epochs=1, lr=1e-3, eval_every=2, eval_batches=1,
+              checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert (tmp_path / "latest.json").read_text() == saved  # nothing of the first run was touched
+    history = train(tiny_model(), make_loaders(), epochs=1, lr=1e-3, eval_every=2, eval_batches=1,
+                    checkpoint_dir=tmp_path, resume=False, progress=False)  # starting over is explicit
     assert history.rows[-1]["epoch"] == 1
