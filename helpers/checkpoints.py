@@ -133,7 +133,7 @@ def folder_lock(folder: Path, what: str = "a fine-tuning run"):
     folder.mkdir(parents=True, exist_ok=True)
     handle = open(folder / ".lock", "a+")
     try:
-        _lock_file(handle)
+        lock_file(handle)
     except OSError:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
@@ -153,7 +153,7 @@ def folder_lock(folder: Path, what: str = "a fine-tuning run"):
         handle.close()  # closing the file releases the lock
 
 
-def _lock_file(handle) -> None:
+def lock_file(handle) -> None:
     """An exclusive, non-blocking lock on an open file (fcntl on Linux/macOS, msvcrt on Windows)."""
     try:
         import fcntl

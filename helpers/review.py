@@ -10,7 +10,8 @@
 
 Every click is written at once (temp file + ``os.replace``, so a crash never leaves half a file), in JSON
 or CSV by the file's suffix; a new ``ReviewSession`` on the same file after a kernel restart continues
-at the record the reviewer was on.
+at the record the reviewer was on. A session holds an OS lock on ``<file>.lock`` for its life, so a second
+process cannot overwrite its reviews; a file that is not a review file is refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ import json
 import os
 import re
 import tempfile
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from helpers.checkpoints import lock_file
 
 RESPONSE_FIELDS = ("instruction", "input", "output", "response", "model_name", "prompt_style", "generation")
 
@@ -131,6 +135,7 @@ SCALES = {
 }
 VERDICTS = ("correct", "partly", "wrong")
 VERDICT_TO_100 = {"correct": 100.0, "partly": 50.0, "wrong": 0.0}
+CSV_FIELDS = ("key", "index", "score", "verdict", "note", "updated", "current", "scale")
 
 
 def to_100(score: float | None, scale: str) -> float | None:
@@ -138,6 +143,37 @@ def to_100(score: float | None, scale: str) -> float | None:
     if score is None:
         return None
     return (float(score) - 1.0) * 25.0 if scale == "1-5" else float(score)
+
+
+class ReviewFileError(ValueError):
+    """The review file exists but is not one ReviewSession wrote (it is left untouched)."""
+
+
+class ReviewFileLocked(RuntimeError):
+    """Another ReviewSession (another process, or a newer session in this one) writes this review file."""
+
+
+def _lock_or_refuse(lock_path: Path, path: Path):
+    """An exclusive OS lock on ``lock_path`` (the open file; closing it releases the lock), holding our PID."""
+    handle = open(lock_path, "a+")
+    try:
+        lock_file(handle)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "an unknown PID"
+        handle.close()
+        raise ReviewFileLocked(
+            f"{path} is open in another ReviewSession ({holder}); two sessions on one file would overwrite "
+            "each other's reviews. Close that one (session.close(), or stop its kernel) or review into "
+            "another file.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"PID {os.getpid()}")
+    handle.flush()
+    return handle
+
+
+_SESSIONS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # lock file -> the session holding it
 
 
 def record_key(record: Mapping) -> str:
@@ -151,8 +187,13 @@ class ReviewSession:
     """Manual review of response records, saved after every change (taught in notebook 05).
 
     ``path`` ends in ``.json`` (reviews + position) or ``.csv`` (one row per record, a ``current``
-    column marks the position). If the file exists, its reviews are matched to ``records`` by content
-    and the session continues where it stopped. ``scale`` is ``"1-5"`` (labelled) or ``"0-100"`` (steps of 10).
+    column marks the position). If the file exists, its reviews are matched to ``records`` by position and
+    content (then by content alone, for records that moved; identical records keep separate reviews) and
+    the session continues where it stopped. ``scale`` is ``"1-5"`` (labelled) or ``"0-100"`` (steps of 10).
+
+    The session locks the file until :meth:`close` (or garbage collection): another process is refused
+    (:class:`ReviewFileLocked`, naming its PID); a newer session in this process (a re-run cell) takes
+    the file over, and the older one refuses to write.
     """
 
     def __init__(self, records: Sequence[Mapping], path: str | Path, *, scale: str = "1-5"):
@@ -175,8 +216,34 @@ class ReviewSession:
         self.position = 0
         self.last_saved: str | None = None
         self._foreign: list[dict] = []  # reviews in the file for records not in this session (kept on save)
-        if self.path.exists():
-            self._load()
+        self._lock = None
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_key = str(lock_path.resolve())
+        previous = _SESSIONS.get(lock_key)
+        held = previous._lock if previous is not None else None
+        lock = held or _lock_or_refuse(lock_path, self.path)
+        try:
+            if self.path.exists():
+                self._load()
+        except BaseException:
+            if held is None:
+                lock.close()
+            raise
+        if held is not None:
+            previous._lock = None  # the older session in this process (a re-run cell) may no longer write
+        self._lock = lock
+        _SESSIONS[lock_key] = self
+
+    def close(self) -> None:
+        """Release the file lock; this session writes no more."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __del__(self):
+        if getattr(self, "_lock", None) is not None:
+            self._lock.close()
 
     @staticmethod
     def _empty() -> dict:
@@ -287,6 +354,9 @@ class ReviewSession:
 
     def save(self) -> None:
         """Write every review and the position atomically (JSON or CSV by suffix)."""
+        if self._lock is None:
+            raise ReviewFileLocked(f"This session no longer writes {self.path}: it was closed, or a newer "
+                                   "ReviewSession on the same file took over (a re-run cell); use that one.")
         items = self._items()
         if self.path.suffix.lower() == ".json":
             text = json.dumps({"format": "course-review-v1", "scale": self.scale, "position": self.position,
@@ -294,49 +364,78 @@ class ReviewSession:
                                "other_reviews": self._foreign}, indent=1, ensure_ascii=False)
         else:
             buffer = io.StringIO()
-            fields = ["key", "index", "score", "verdict", "note", "updated", "current", "scale"]
-            writer = csv.DictWriter(buffer, fieldnames=fields)
+            writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
             writer.writeheader()
             for item in items + [dict(r, index="") for r in self._foreign]:
-                writer.writerow({**{f: item.get(f) for f in fields},
-                                 "current": int(item.get("key") == self.keys[self.position]), "scale": self.scale})
+                writer.writerow({**{f: item.get(f) for f in CSV_FIELDS},
+                                 "current": int(item.get("index") == self.position), "scale": self.scale})
             text = buffer.getvalue()
         _atomic_write_text(self.path, text)
         self.last_saved = _dt.datetime.now().strftime("%H:%M:%S")
 
     def _load(self) -> None:
+        def refuse(why: str) -> ReviewFileError:
+            return ReviewFileError(f"{self.path} is not a review file ({why}); it was left untouched. "
+                                   "Pass another path (a new file) for the reviews.")
+
         try:
             if self.path.suffix.lower() == ".json":
                 data = json.loads(self.path.read_text(encoding="utf-8"))
-                saved_scale, items = data.get("scale"), data.get("reviews", []) + data.get("other_reviews", [])
-                position_key = data.get("position_key")
+                if not (isinstance(data, dict) and str(data.get("format")).startswith("course-review")
+                        and isinstance(data.get("reviews"), list)):
+                    responses = isinstance(data, list) and data and all(isinstance(r, dict) and "response" in r
+                                                                        for r in data)
+                    found = "response records" if responses else f"a JSON {type(data).__name__}"
+                    raise refuse(f"it holds {found}, not the JSON object a ReviewSession saves")
+                items = data["reviews"] + list(data.get("other_reviews") or [])
+                if not all(isinstance(item, dict) and isinstance(item.get("key"), str) for item in items):
+                    raise refuse("its 'reviews' are not review entries")
+                saved_scale, position = data.get("scale"), (data.get("position"), data.get("position_key"))
             else:
                 with open(self.path, newline="", encoding="utf-8") as f:
-                    rows = list(csv.DictReader(f))
-                items, position_key, saved_scale = [], None, None
-                for row in rows:
-                    saved_scale = row.get("scale") or saved_scale
-                    items.append({"key": row["key"], "score": int(float(row["score"])) if row["score"] else None,
-                                  "verdict": row["verdict"] or None, "note": row["note"] or "",
-                                  "updated": row["updated"] or None})
-                    if row.get("current") == "1":
-                        position_key = row["key"]
+                    reader = csv.DictReader(f)
+                    rows = list(reader)
+                if not set(CSV_FIELDS) <= set(reader.fieldnames or ()):
+                    raise refuse(f"its columns are {reader.fieldnames}, a review file has {list(CSV_FIELDS)}")
+                items = [{"key": row["key"], "index": int(row["index"]) if row["index"] else None,
+                          "score": int(float(row["score"])) if row["score"] else None,
+                          "verdict": row["verdict"] or None, "note": row["note"] or "",
+                          "updated": row["updated"] or None} for row in rows]
+                saved_scale = next((row["scale"] for row in rows if row["scale"]), None)
+                position = next(((item["index"], item["key"]) for row, item in zip(rows, items)
+                                 if row["current"] == "1"), (None, None))
+        except ReviewFileError:
+            raise
         except (json.JSONDecodeError, KeyError, ValueError, csv.Error) as exc:
-            raise ValueError(f"{self.path} is not a review file this session can read ({exc}); "
-                             "move it away or pass another path") from None
+            raise refuse(f"{type(exc).__name__}: {exc}") from None
         if saved_scale and saved_scale != self.scale:
             raise ValueError(f"{self.path} was reviewed on the {saved_scale} scale; open it with "
                              f"ReviewSession(records, path, scale={saved_scale!r})")
-        index = {k: i for i, k in enumerate(self.keys)}
-        for item in items:
-            i = index.get(item["key"])
-            review = {f: item.get(f, self._empty()[f]) for f in self._empty()}
-            if i is None:
-                self._foreign.append({"key": item["key"], **review})
+
+        def here(i, key) -> bool:  # record i is the one the review was saved for
+            return isinstance(i, int) and 0 <= i < len(self) and self.keys[i] == key
+
+        empty, placed, moved = self._empty(), {}, []
+        for item in items:  # same position and content first
+            review = {f: item.get(f, empty[f]) for f in empty}
+            if here(item.get("index"), item["key"]) and item["index"] not in placed:
+                placed[item["index"]] = review
             else:
-                self.reviews[i] = review
-        if position_key in index:
-            self.position = index[position_key]
+                moved.append((item["key"], review))
+        free: dict[str, list[int]] = {}
+        for i, key in enumerate(self.keys):
+            if i not in placed:
+                free.setdefault(key, []).append(i)
+        for key, review in moved:  # then the first free record with the same content (records moved)
+            if free.get(key):
+                placed[free[key].pop(0)] = review
+            else:
+                self._foreign.append({"key": key, **review})
+        for i, review in placed.items():
+            self.reviews[i] = review
+        index, key = position
+        if here(index, key) or key in self.keys:
+            self.position = index if here(index, key) else self.keys.index(key)
 
 
 def _short(text: str, n: int = 60) -> str:

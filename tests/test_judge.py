@@ -135,7 +135,7 @@ def test_parsing():
 def test_unparsable_is_retried_once_then_reported(monkeypatch):
     judge = _offline_judge()
     calls = []
-    monkeypatch.setattr(judge, "chat", lambda messages, max_tokens: calls.append(messages) or ("great answer!", None))
+    monkeypatch.setattr(judge, "chat", lambda messages, max_tokens, **_: calls.append(messages) or ("great answer!", None))
     record = {"instruction": "Say hi", "input": "", "output": "hi", "response": "hello"}
     report = judge.score_records([record, dict(record, response="hey")], progress=False)
     assert len(calls) == 4  # two records, each tried twice
@@ -148,7 +148,7 @@ def test_unparsable_is_retried_once_then_reported(monkeypatch):
 def test_cache_resumes_without_asking_again(monkeypatch, tmp_path):
     judge = _offline_judge()
     replies = iter(["yes", "no"])
-    monkeypatch.setattr(judge, "chat", lambda messages, max_tokens: (next(replies), None))
+    monkeypatch.setattr(judge, "chat", lambda messages, max_tokens, **_: (next(replies), None))
     records = [{"instruction": "2+2?", "input": "", "output": "4", "response": r} for r in ("4", "5")]
     cache = tmp_path / "scores.jsonl"
     first = judge.score_records(records[:1], cache_path=cache, progress=False)  # "interrupted" after one

@@ -190,3 +190,101 @@ def test_auto_review_fills_only_unreviewed_records_and_says_so(tmp_path):
     assert list(table["verdict"].iloc[1:]) == ["correct", "partly", "correct"]
     assert all(note.startswith("auto:") for note in table["note"].iloc[1:])
     assert auto_review(ReviewSession(RECORDS, tmp_path / "review.json")) == 0  # saved, nothing left to fill
+
+
+# ----------------------------------------------------------------------------- no review is ever lost
+
+import gc  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import helpers.review as review  # noqa: E402
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_identical_records_keep_separate_reviews(tmp_path, suffix):
+    records = [RECORDS[0], RECORDS[1], dict(RECORDS[0])]  # records 0 and 2: same instruction, input, response
+    path = tmp_path / f"review{suffix}"
+    session = ReviewSession(records, path)
+    session.score(1)
+    session.jump(2)
+    session.score(4)
+    session.note("the second copy")
+    again = ReviewSession(records, path)
+    assert [r["score"] for r in again.reviews] == [1, None, 4]
+    assert again.reviews[2]["note"] == "the second copy" and again.position == 2
+    moved = ReviewSession([RECORDS[1], *records[::2]], path)  # reordered: matched by content, in order
+    assert [r["score"] for r in moved.reviews] == [None, 1, 4]
+
+
+def test_a_review_file_saved_before_positions_were_used_still_loads(tmp_path):
+    path = tmp_path / "old.json"  # as the first version wrote it: content keys, no other_reviews
+    items = [{"key": record_key(r), "index": i, "score": s, "verdict": None, "note": "", "updated": None}
+             for i, (r, s) in enumerate(zip(RECORDS, [2, None, 5, None]))]
+    path.write_text(json.dumps({"format": "course-review-v1", "scale": "1-5", "position": 2,
+                                "position_key": record_key(RECORDS[2]), "reviews": items}))
+    session = ReviewSession(list(reversed(RECORDS)), path)
+    assert [r["score"] for r in session.reviews] == [None, 5, None, 2] and session.position == 1
+
+
+@pytest.mark.parametrize("name, content", [
+    ("a.json", '{"a": 1}'), ("numbers.json", "[1, 2, 3]"), ("responses.json", json.dumps(RECORDS)),
+    ("text.json", '"hello"'), ("null.json", "null"),
+    ("shape.json", '{"format": "course-review-v1", "reviews": "oops"}'),
+    ("items.json", '{"format": "course-review-v1", "reviews": [1, 2]}'),
+    ("table.csv", "a,b\n1,2\n"),
+])
+def test_a_file_that_is_not_a_review_file_is_refused_and_never_overwritten(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(review.ReviewFileError, match=rf"{name}.*not a review file.*another path"):
+        ReviewSession(RECORDS, path)
+    assert issubclass(review.ReviewFileError, ValueError)
+    assert path.read_text() == content
+
+
+def _open_in_another_process(path) -> str:
+    """Open a ReviewSession on ``path`` in a fresh Python; returns what it printed (or its error)."""
+    code = ("import json, sys\nfrom helpers.review import ReviewSession\n"
+            "try:\n    ReviewSession(json.loads(sys.argv[2]), sys.argv[1]).score(5)\n    print('opened')\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(RECORDS)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    return done.stdout + done.stderr
+
+
+def test_a_second_process_is_refused_and_told_who_holds_the_file(tmp_path):
+    import os
+
+    path = tmp_path / "review.json"
+    session = ReviewSession(RECORDS, path)
+    session.score(2)
+    saved = path.read_text()
+    out = _open_in_another_process(path)
+    assert out.startswith("ReviewFileLocked") and f"PID {os.getpid()}" in out, out
+    assert path.read_text() == saved  # the refused session wrote nothing
+    session.close()  # close() releases the lock ...
+    assert _open_in_another_process(path).strip() == "opened"
+    with pytest.raises(review.ReviewFileLocked, match="closed"):
+        session.score(3)  # ... and a closed session writes no more
+    session = ReviewSession(RECORDS, path)
+    assert session.reviews[0]["score"] == 5  # the other process's review
+    del session
+    gc.collect()  # so does garbage collection
+    assert _open_in_another_process(path).strip() == "opened"
+
+
+def test_a_newer_session_in_the_same_process_takes_over_and_the_older_one_stops(tmp_path):
+    path = tmp_path / "review.json"
+    old = ReviewSession(RECORDS, path)  # a notebook cell ...
+    old.score(2)
+    new = ReviewSession(RECORDS, path)  # ... run again: the widget of the first run still holds `old`
+    assert new.reviews[0]["score"] == 2
+    new.score(4)
+    with pytest.raises(review.ReviewFileLocked, match="newer ReviewSession"):
+        old.score(1)  # would overwrite the newer session's review
+    assert json.loads(path.read_text())["reviews"][0]["score"] == 4
+    with pytest.raises(ValueError, match="scale"):
+        ReviewSession(RECORDS, path, scale="0-100")  # a failed open takes nothing over
+    new.score(3)
