@@ -7,9 +7,11 @@ import pytest
 
 from helpers.config import REPO_ROOT
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
-LESSONS = [p for p in NOTEBOOKS if not p.stem.endswith("-solutions")]
-NAME = re.compile(r"^(\d\d)_[a-z0-9]+(-[a-z0-9]+)*(-solutions)?\.ipynb$")
+LESSONS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((REPO_ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+NOTEBOOKS = LESSONS + SOLUTIONS
+NAME = re.compile(r"^(\d\d)_[a-z0-9]+(-[a-z0-9]+)*\.ipynb$")
+TITLE = re.compile(r"^# (\d\d) · [A-Z][^\n]*$")
 
 
 def read(path):
@@ -30,6 +32,20 @@ def test_committed_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_file_name(path):
     assert NAME.match(path.name), f"{path.name}: use NN_verb-phrase.ipynb (lower case, hyphens)"
+    assert path.stem.endswith("-solutions") == (path in SOLUTIONS), f"{path.name}: solutions live in notebooks/solutions/"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_link_back_to_their_lesson(path):
+    lesson = path.name.replace("-solutions", "")
+    first = read(path).cells[0].source
+    assert TITLE.match(first.split("\n")[0]) and f"](../{lesson})" in first, f"{path.name}: title and link to ../{lesson}"
+
+
+def test_the_index_lists_every_lesson_and_its_solutions():
+    index = (REPO_ROOT / "notebooks" / "README.md").read_text()
+    for path in LESSONS:
+        assert f"]({path.name})" in index and f"](solutions/{path.stem}-solutions.ipynb)" in index, path.name
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
@@ -39,7 +55,8 @@ def test_lesson_frame(path):
     markdown = [c.source for c in cells if c.cell_type == "markdown"]
     code = [c.source for c in cells if c.cell_type == "code"]
     number = int(path.name[:2])
-    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), "first cell: the H1 title"
+    assert cells[0].cell_type == "markdown" and TITLE.match(cells[0].source.split("\n")[0]), (
+        f"{path.name}: the first cell starts with the title '# {number:02d} · Title'")
     intro = "\n".join(markdown[:3]).lower()
     for needed in ("what you'll learn", "what you need", "cpu"):
         assert needed in intro, f"{path.name}: the introduction must say {needed!r}"
@@ -49,7 +66,9 @@ def test_lesson_frame(path):
     sections = [h for h in headings if re.match(rf"{number}\.\d+ ", h)]
     assert len(sections) >= 2, f"{path.name}: sections '## {number}.1 …', '## {number}.2 …' expected, got {headings}"
     assert "Summary" in headings and "Exercises" in headings, f"{path.name}: needs '## Summary' and '## Exercises'"
-    assert (path.parent / f"{path.stem}-solutions.ipynb").exists(), f"{path.name}: solutions notebook missing"
+    solutions = f"solutions/{path.stem}-solutions.ipynb"
+    assert (path.parent / solutions).exists(), f"{path.name}: {solutions} missing"
+    assert any(f"]({solutions})" in m for m in markdown), f"{path.name}: link to {solutions} in the exercises"
     ratio = len(markdown) / max(1, len(code))
     assert ratio >= 1.4, f"{path.name}: {len(markdown)} markdown cells for {len(code)} code cells; explain more"
 
