@@ -30,7 +30,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import torch
+
 from helpers.checkpoints import lock_file
+from helpers.config import run_path
 
 RESPONSE_FIELDS = ("instruction", "input", "output", "response", "model_name", "prompt_style", "generation")
 
@@ -125,6 +128,49 @@ def load_responses(path: str | Path) -> list[dict]:
             raise ValueError(f"{path}: record {i} lacks the text field(s) {missing}; "
                              "regenerate the file with helpers.review.generate_responses")
     return records
+
+
+def responses_path(model_name: str):
+    """Where this run keeps ``model_name``'s answers: ``<run>/responses/<model-name>.json`` (one file per model)."""
+    return run_path("responses", re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-") + ".json")
+
+
+def _question(record: Mapping) -> tuple:
+    return record["instruction"], record.get("input") or "", record["output"]
+
+
+def saved_or_generated(model, tokenizer, records: Sequence[Mapping], *, model_name: str, style: str = "alpaca",
+                       max_new_tokens: int = 256, batch_size: int = 8, path=None, device=None,
+                       progress: bool = True) -> list[dict]:
+    """``model_name``'s answers to ``records``: reused from ``path`` where saved, generated (and saved) otherwise.
+
+    A saved answer is reused only when it is for the same record (instruction, input, expected output), by
+    the same ``model_name``, in the same prompt ``style`` with the same ``max_new_tokens``: answers of another
+    model or other settings are never passed off as these. Missing answers are generated with
+    :func:`generate_responses` and merged into the file. ``model`` may be a function returning
+    ``(model, tokenizer)``, so that nothing is loaded when every answer is saved. ``path`` defaults to
+    :func:`responses_path`. Prints what it did.
+    """
+    path = Path(path) if path is not None else responses_path(model_name)
+    saved, others = {}, []  # others: answers of other models or settings, kept in the file
+    for r in load_responses(path) if path.exists() else []:
+        same = (r.get("model_name") == model_name and r.get("prompt_style") == style
+                and (r.get("generation") or {}).get("max_new_tokens") == max_new_tokens)
+        if same:
+            saved[_question(r)] = r
+        else:
+            others.append(r)
+    missing = [r for r in records if _question(r) not in saved]
+    if missing:
+        if callable(model) and not isinstance(model, torch.nn.Module):
+            model, tokenizer = model()
+        for row in generate_responses(model, tokenizer, missing, style=style, model_name=model_name,
+                                      max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
+                                      progress=progress):
+            saved[_question(row)] = row
+        save_responses(others + list(saved.values()), path)
+    print(f"{model_name}: {len(records) - len(missing)} answers reused, {len(missing)} generated ({path})")
+    return [saved[_question(r)] for r in records]
 
 
 # ----------------------------------------------------------------------------- the review session

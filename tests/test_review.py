@@ -288,3 +288,29 @@ def test_a_newer_session_in_the_same_process_takes_over_and_the_older_one_stops(
     with pytest.raises(ValueError, match="scale"):
         ReviewSession(RECORDS, path, scale="0-100")  # a failed open takes nothing over
     new.score(3)
+
+
+def test_saved_answers_are_reused_only_for_the_same_model_and_settings(tmp_path, capsys):
+    from helpers.registry import load_model
+    from helpers.review import saved_or_generated
+
+    records = [{"instruction": f"Give the plural of {w}.", "input": "", "output": w + "s"} for w in ("cat", "dog", "cup")]
+    loads = []
+
+    def loader():  # counts how often the model had to be loaded
+        loads.append(1)
+        return load_model("tiny-gpt", device="cpu")
+
+    path = tmp_path / "answers.json"
+    kw = dict(model_name="tiny-gpt (base)", max_new_tokens=4, path=path, progress=False)
+    first = saved_or_generated(loader, None, records[:2], **kw)
+    assert len(loads) == 1 and "0 answers reused, 2 generated" in capsys.readouterr().out
+    again = saved_or_generated(loader, None, records[:2], **kw)
+    assert len(loads) == 1 and again == first  # nothing loaded, nothing generated
+    more = saved_or_generated(loader, None, records, **kw)  # one new record: only it is generated
+    assert "2 answers reused, 1 generated" in capsys.readouterr().out.splitlines()[-1] and more[:2] == first
+    other_model = saved_or_generated(loader, None, records[:1], **{**kw, "model_name": "gemma-3-270m (base)"})
+    other_length = saved_or_generated(loader, None, records[:1], **{**kw, "max_new_tokens": 6})
+    other_style = saved_or_generated(loader, None, records[:1], **{**kw, "style": "phi3"})
+    assert len(loads) == 5 and other_model[0]["model_name"] == "gemma-3-270m (base)"
+    assert other_length[0]["generation"]["max_new_tokens"] == 6 and other_style[0]["prompt_style"] == "phi3"
