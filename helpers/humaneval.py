@@ -5,22 +5,27 @@
     results = evaluate_humaneval(model, tok, problems[:5])  # generate, run, one row per sample
     pass_at_k(n=10, c=3, k=1)                                # unbiased estimator: 0.3
 
-The model's code is untrusted. Each program runs in its own process with these layers around it:
+The model's code is untrusted. Each program runs in its own process with these layers around it
+(``sandbox_layers()`` says which work on this machine; a missing one is reported once on stderr):
 
-1. ``python -I -B``: isolated mode (no user site-packages, no ``PYTHON*`` variables, no current folder on
-   ``sys.path``), no ``.pyc`` files; a minimal environment (no proxy variables; ``HOME``/``TMPDIR`` = the folder).
-2. A fresh temporary working folder, deleted afterwards.
-3. Resource limits set in the child before it starts (``preexec_fn``): address space, CPU seconds, file
-   size, number of processes; plus a wall-clock time limit after which the whole process group is killed.
-4. No network: a new, empty network namespace (``unshare -n``, or ``unshare -rn`` for a normal user) when
-   the system allows it, and in every case an audit hook (PEP 578) that refuses sockets.
-5. The same audit hook refuses writes, deletes, renames and links outside the working folder, starting
-   other programs (``os.system``, ``subprocess``, ``fork``, ``exec``), ``ctypes`` and the ``gc`` walks a program
-   could use to reach the hook itself.
+1. ``python -I -B`` with a minimal environment (``HOME``/``TMPDIR`` = a fresh folder, deleted afterwards).
+2. ``namespaces``: new PID, mount and network namespaces (``unshare``; ``--map-root-user`` for a normal user).
+   The child sees only itself in ``/proc``, has no network, and sees every file system read-only except its
+   folder (and, when Python lives in a private folder such as ``/root``, only Python there).
+3. ``nobody``: a child of root becomes user 65534 without capabilities, so it cannot signal, read or write
+   what is root's; its own memory becomes unreadable too.
+4. Limits: address space, CPU seconds, file size, no new processes; stderr keeps its last ``OUTPUT_CAP``
+   bytes (stdout is discarded); at the wall-clock timeout the process group and namespace are killed.
+5. An audit hook (PEP 578) that refuses sockets, writes and deletes outside the folder, new processes,
+   ``ctypes``, signal handlers, tracing, and the ``gc`` and other-thread frame walks that reach the hooks.
 
-This contains the accidents a small model makes (and the tests prove it: a hanging loop is stopped, a
-file outside the folder survives a delete), but it is not a security boundary against code written to
-escape; for that, run the evaluation inside a container or VM.
+A pass needs more than exit code 0: the guard writes a per-run nonce (read from stdin, kept only inside an
+audit hook) to a pipe after the program, and so ``check(candidate)``, returned; ``exit()`` or ``os._exit(0)``
+before then is a failure. Residual risks: the program shares the interpreter with the guard, so code
+written against this guard may still forge a pass (on Python 3.12+ a finalizer can run inside the hook)
+or game the tests themselves (an object equal to everything); it may read any file that is world-readable;
+without namespaces the hook alone cannot stop ``dir_fd`` writes or signals to this user's processes. For
+code written to escape, run the evaluation inside a container or VM.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import importlib.util
 import json
 import math
 import os
+import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -90,21 +97,70 @@ def truncate_completion(text: str, stops: list[str] = STOP_SEQUENCES) -> str:
 
 # ------------------------------------------------------------------------------------------------ the runner
 
-# Runs inside the child before the program. argv: [-c, <working folder>, <program file>].
-_GUARD = r'''
+OUTPUT_CAP = 64 << 10  # bytes of stderr kept: the tail, where the traceback is (stdout is not kept at all)
+NOBODY = 65534
+_UNSHARE = ("--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--net")
+
+# Runs in the child before the program. argv: [-c, folder, report fd, uid, namespaces 0/1, memory, cpu, file size].
+_GUARD = r"""
 import os, sys
 
-def _install(root):
-    import stat
+def _view(root, uid):  # as root of fresh namespaces: all read-only but the folder, Python reachable for uid
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    def ok(result):
+        if result != 0:
+            raise OSError(ctypes.get_errno(), "sandbox: mount failed")
+    def mount_setattr(path, flags, set_, clear):  # syscall 442 on every architecture
+        long, attr = ctypes.c_long, (ctypes.c_uint64 * 4)(set_, clear, 0, 0)
+        ok(libc.syscall(long(442), long(-100), path.encode(), long(flags), attr, long(32)))  # -100: AT_FDCWD
+    if uid >= 0:  # a private folder on the way to Python (such as /root) is covered by an empty one
+        plan = []
+        for need in {sys.base_prefix, sys.prefix}:
+            parts = need.split("/")
+            ancestors = ["/".join(parts[:i]) for i in range(2, len(parts) + 1)]
+            top = next((p for p in ancestors if not os.stat(p).st_mode & 1), None)  # 1: others may enter
+            if top:
+                plan.append((top, need, os.open(need, os.O_RDONLY)))
+        for top in {top for top, _, _ in plan}:
+            ok(libc.mount(b"tmpfs", top.encode(), b"tmpfs", 0, b"mode=755,size=1m"))
+        for _, need, fd in plan:
+            os.makedirs(need, exist_ok=True)
+            ok(libc.mount(f"/proc/self/fd/{fd}".encode(), need.encode(), None, 4096, None))  # MS_BIND
+    ok(libc.mount(root.encode(), root.encode(), None, 4096, None))
+    mount_setattr("/", 0x8000, 3, 0)  # AT_RECURSIVE: read-only, no setuid
+    mount_setattr(root, 0, 0, 1)  # the folder alone writable again
+    os.chdir(root)
+    if uid >= 0:
+        _drop(uid)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: the change of user cleared unshare's --kill-child
+    for name in [name for name in sys.modules if "ctypes" in name]:
+        del sys.modules[name]
+
+def _drop(uid):  # leaving root also makes the process undumpable: its memory and /proc files stay root's
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+def _limit(memory, cpu, file_size):
+    import resource
+    for kind, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_FSIZE, file_size), (resource.RLIMIT_NPROC, 1),
+                        (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(kind, (value, value))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+def _install(root, report_fd, nonce, getframe=sys._getframe, write=os.write):
+    import gc, _signal
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     refused_prefixes = ("socket.", "ctypes.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
                         "gc.get_", "pty.")
-    refused = {"os.system", "os.forkpty", "os.kill", "os.killpg", "os.startfile", "winreg.OpenKey"}
+    refused = {"os.system", "os.forkpty", "os.kill", "os.killpg", "os.startfile", "winreg.OpenKey",
+               "sys.settrace", "sys.setprofile", "sys._current_frames"}
     path_events = {"os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown", "os.chflags",
                    "os.link", "os.symlink", "os.mkdir", "os.utime", "os.setxattr", "os.removexattr",
                    "shutil.rmtree", "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.move",
                    "shutil.chown", "os.mkfifo", "os.mknod"}
-    blocked_imports = {"ctypes", "_ctypes", "_posixsubprocess", "_socket", "socket"}
+    blocked_imports = {"ctypes", "_ctypes", "_posixsubprocess", "_socket", "socket", "_signal"}
 
     def inside(path, dir_fd=None):
         if isinstance(path, int):
@@ -129,6 +185,8 @@ def _install(root):
                 isinstance(flags, int) and flags & write_flags)
             if writing and not inside(path):
                 raise PermissionError(f"sandbox: writing {path!r} outside the working folder is not allowed")
+            if isinstance(path, (str, bytes)) and os.path.basename(os.fsdecode(path)) in ("mem", "environ"):
+                raise PermissionError(f"sandbox: reading {path!r} is not allowed")
         elif event in path_events:
             dir_fd = args[-1] if event in {"os.remove", "os.rmdir", "os.mkdir"} and isinstance(args[-1], int) else None
             for arg in args:
@@ -137,16 +195,40 @@ def _install(root):
         elif event == "object.__setattr__" and type(args[0]).__name__ in {"function", "code", "cell"}:
             raise PermissionError("sandbox: changing functions at run time is not allowed")
 
-    sys.addaudithook(hook)
+    guard = getframe(1)
+    gc_disable = gc.disable
 
-_install(os.path.realpath(sys.argv[1]))
-del _install
-with open(sys.argv[2], encoding="utf-8") as _f:
+    def report(event, args):  # the nonce lives only here; written once, for the guard's own call
+        nonlocal nonce
+        if event == "humaneval.passed" and nonce:
+            gc_disable()  # no finalizer may run (and look at this frame) meanwhile
+            if getframe(1) is guard:
+                write(report_fd, nonce)
+            nonce = b""
+
+    def no_handlers(*_):  # a signal handler receives the frame it interrupts, which could be report's
+        raise PermissionError("sandbox: signal handlers are not allowed")
+
+    _signal.signal = no_handlers
+    sys.addaudithook(hook)
+    sys.addaudithook(report)
+
+_root = os.path.realpath(sys.argv[1])
+_fd, _uid, _namespaces, *_limits = map(int, sys.argv[2:])
+if _namespaces:
+    _view(_root, _uid)
+elif _uid >= 0:
+    _drop(_uid)
+_limit(*_limits)
+_install(_root, _fd, os.read(0, 64))  # the nonce, from stdin: no name here holds it
+del _view, _drop, _limit, _install
+with open(os.path.join(_root, "solution.py"), encoding="utf-8") as _f:
     _source = _f.read()
-_namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 del _f
-exec(compile(_source, "solution.py", "exec"), _namespace)
-'''
+exec(compile(_source, "solution.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+sys.audit("humaneval.passed")  # reached only when the program, and so its check(candidate), returned
+"""
+_PROBE = "import json\nopen('probe.txt', 'w').write(json.dumps('ok'))\n"
 
 
 @dataclass
@@ -163,35 +245,87 @@ class Outcome:
 
 
 @lru_cache(maxsize=1)
-def network_isolation_prefix() -> tuple[str, ...]:
-    """``("unshare", "-n")`` (root) or ``("unshare", "-rn")`` (a normal user) when it works here, else ``()``.
+def sandbox_layers() -> tuple[str, ...]:
+    """The layers that work on this machine, probed once by running a tiny program each way.
 
-    Without it the audit hook still refuses sockets; the namespace adds a layer the hook cannot skip.
+    ``namespaces``: new PID, mount and network namespaces with a read-only view of everything but the
+    working folder; ``nobody``: a child of root becomes user 65534; always ``limits`` and ``audit hook``.
+    A missing layer is reported once on stderr.
     """
-    exe = shutil.which("unshare")
-    if exe is None:
-        return ()
-    for flags in (("-n",), ("-rn",)) if os.geteuid() == 0 else (("-rn",),):
+    root = os.geteuid() == 0
+    wanted = ("namespaces", "nobody") if root else ("namespaces",)
+    options = [wanted, ("nobody",), ()] if root else [wanted, ()]
+    if shutil.which("unshare") is None:
+        options = [layers for layers in options if "namespaces" not in layers]
+    layers = next((layers for layers in options if _spawn(_PROBE, 10.0, 1024, 16, None, layers).passed), ())
+    if missing := [layer for layer in wanted if layer not in layers]:
+        print(f"humaneval: sandbox layer(s) {', '.join(missing)} not available here; generated code runs with "
+              f"{', '.join([*layers, 'limits', 'audit hook'])} only", file=sys.stderr)
+    return (*layers, "limits", "audit hook")
+
+
+def _drain(proc: subprocess.Popen, deadline: float) -> tuple[bytes, bool]:
+    """The last ``OUTPUT_CAP`` bytes of stderr, and whether the deadline (wall clock) killed the process group."""
+    tail, fd = bytearray(), proc.stderr.fileno()
+    while (left := deadline - time.perf_counter()) > 0 and select.select([fd], [], [], left)[0]:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        tail += chunk
+        del tail[:-OUTPUT_CAP]
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
+        return bytes(tail), False
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return bytes(tail), True
+
+
+def _spawn(program: str, timeout: float, memory_mb: int, file_mb: int, python: str | None,
+           layers: tuple[str, ...]) -> Outcome:
+    workdir = Path(tempfile.mkdtemp(prefix="humaneval-"))
+    report, report_w = os.pipe()
+    try:
+        (workdir / "solution.py").write_text(program, encoding="utf-8")
+        uid = NOBODY if "nobody" in layers else -1
+        if uid >= 0:
+            os.chown(workdir, uid, uid)
+        prefix = [shutil.which("unshare"), *_UNSHARE, *([] if os.geteuid() == 0 else ["--map-root-user"])] \
+            if "namespaces" in layers else []
+        args = [workdir, report_w, uid, int("namespaces" in layers), memory_mb << 20, max(1, math.ceil(timeout)),
+                file_mb << 20]
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
+               "PYTHONHASHSEED": "0"}
+        nonce = secrets.token_hex(16).encode()  # written by the guard only after check(candidate) returned
+        started = time.perf_counter()
         try:
-            probe = subprocess.run([exe, *flags, "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return (exe, *flags)
-    return ()
-
-
-def _limit_resources(memory_bytes: int, cpu_seconds: int, file_bytes: int):
-    def apply():  # runs in the child between fork and exec
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-        resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))  # no new processes (for a normal user)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
+            proc = subprocess.Popen([*prefix, python or sys.executable, "-I", "-B", "-c", _GUARD, *map(str, args)],
+                                    cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, pass_fds=(report_w,), start_new_session=True)
+        finally:
+            os.close(report_w)
+        with proc:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(nonce)
+                proc.stdin.close()
+            stderr, stopped = _drain(proc, started + timeout)
+        seconds = time.perf_counter() - started
+        if stopped:
+            return Outcome("timeout", seconds, f"stopped after {timeout:g} s")
+        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+            return Outcome("timeout", seconds, f"stopped by the CPU limit ({proc.returncode})")
+        detail = stderr.decode("utf-8", "replace").strip()[-600:]
+        reported = os.read(report, 64) if select.select([report], [], [], 0)[0] else b""
+        if proc.returncode == 0 and reported == nonce:
+            return Outcome("passed", seconds, detail)
+        if proc.returncode == 0:
+            detail = f"{detail}\nthe program ended before check() returned (exit code 0)".strip()
+        return Outcome("failed", seconds, detail or f"exit code {proc.returncode}")
+    finally:
+        os.close(report)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run_program(
@@ -201,45 +335,13 @@ def run_program(
     file_mb: int = 16,
     python: str | None = None,
 ) -> Outcome:
-    """Run ``program`` (Python source) in a contained child process; ``passed`` means it exited with 0.
+    """Run ``program`` (Python source) in a contained child process; ``passed`` means it ran to its end.
 
+    The guard reports a per-run nonce after the program returned, so an early exit with code 0 is a failure.
     ``timeout`` is wall-clock seconds (the CPU limit is the same, rounded up); a program still running then
-    is killed with its whole process group and reported as ``timeout``.
+    is killed with its whole process group (and namespace) and reported as ``timeout``.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="humaneval-"))
-    try:
-        program_file = workdir / "solution.py"
-        program_file.write_text(program, encoding="utf-8")
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
-               "PYTHONHASHSEED": "0"}
-        command = [*network_isolation_prefix(), python or sys.executable, "-I", "-B", "-c", _GUARD, str(workdir), str(program_file)]
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so a timeout kills everything it started
-            preexec_fn=_limit_resources(memory_mb << 20, max(1, math.ceil(timeout)), file_mb << 20),
-        )
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            return Outcome("timeout", time.perf_counter() - started, f"stopped after {timeout:g} s")
-        seconds = time.perf_counter() - started
-        detail = stderr.decode("utf-8", "replace").strip()[-600:]
-        if proc.returncode == 0:
-            return Outcome("passed", seconds, detail)
-        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-            return Outcome("timeout", seconds, f"stopped by the CPU limit ({proc.returncode})")
-        return Outcome("failed", seconds, detail or f"exit code {proc.returncode}")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    return _spawn(program, timeout, memory_mb, file_mb, python, sandbox_layers())
 
 
 def check_completion(problem: dict, completion: str, timeout: float = 5.0, **limits) -> Outcome:

@@ -1,6 +1,13 @@
-"""HumanEval safe runner: right, wrong, hanging and file-deleting completions, each with its expected outcome."""
+"""HumanEval safe runner: right, wrong, hanging, flooding, exiting and escaping completions, each with its outcome."""
 
+import contextlib
 import os
+import shutil
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +28,31 @@ def victim(tmp_path_factory):
     return path
 
 
+@pytest.fixture()
+def outsider(monkeypatch):
+    """A process outside the sandbox, started with a secret in its environment (as a notebook kernel holds a token)."""
+    monkeypatch.setenv("HUMANEVAL_TEST_SECRET", "s3cret-" + os.urandom(4).hex())
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture()
+def kernel_layer():
+    """Skip where neither namespaces nor dropping root work here: the audit hook alone cannot stop these escapes."""
+    layers = humaneval.sandbox_layers()
+    if not {"namespaces", "nobody"} & set(layers):
+        pytest.skip(f"this machine allows no kernel layer (sandbox layers: {layers})")
+
+
 def test_the_package_ships_164_problems(problems):
     assert len(problems) == 164
     assert problems[0]["task_id"] == "HumanEval/0" and problems[0]["entry_point"] == "has_close_elements"
 
 
 def test_correct_completion_passes(problems):
-    for problem in problems[:3]:
+    for problem in problems[:3] + [problems[162]]:  # 162 imports hashlib: the standard library stays readable
         outcome = check_completion(problem, problem["canonical_solution"])
         assert outcome.status == "passed", outcome.detail
 
@@ -41,6 +66,88 @@ def test_hanging_completion_is_stopped_by_the_time_limit(problems):
     for body in ("    while True:\n        pass\n", "    import time\n    time.sleep(60)\n"):
         outcome = check_completion(problems[0], body, timeout=1.0)
         assert outcome.status == "timeout" and outcome.seconds < 10
+
+
+@pytest.mark.parametrize("body", [
+    "    raise SystemExit(0)\n",
+    "    exit()\n",
+    "    import sys\n    sys.exit(0)\n",
+    "    import os\n    os._exit(0)\n",
+    # forging the report: every 32-byte value in reach of the frames, written to every descriptor
+    "    import os, sys\n    f, found = sys._getframe(), [b'0' * 32]\n    while f:\n"
+    "        found += [v for v in (*f.f_locals.values(), *f.f_globals.values())\n"
+    "                  if isinstance(v, bytes) and len(v) == 32]\n"
+    "        f = f.f_back\n    for fd in range(3, 256):\n        for value in found:\n            try:\n"
+    "                os.write(fd, value)\n            except OSError:\n                pass\n    os._exit(0)\n",
+])
+def test_leaving_before_check_returns_is_not_a_pass(problems, body):
+    outcome = check_completion(problems[0], body)
+    assert outcome.status == "failed", outcome
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_an_output_flood_is_capped_and_stopped_on_time(problems, stream):
+    tracemalloc.start()
+    try:
+        body = f"    import sys\n    while True:\n        sys.{stream}.write('abc' * 1000)\n"
+        outcome = check_completion(problems[0], body, timeout=2.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert outcome.status == "timeout" and outcome.seconds < 5, outcome
+    assert peak < 1 << 20, f"the parent held {peak / 2**20:.0f} MB of the child's output"
+
+
+def test_nothing_is_left_running_after_a_timeout(problems, monkeypatch):
+    folders, mkdtemp = [], humaneval.tempfile.mkdtemp
+    monkeypatch.setattr(humaneval.tempfile, "mkdtemp", lambda **kw: folders.append(mkdtemp(**kw)) or folders[-1])
+    body = "    import os, time\n    try:\n        os.setsid()\n    except OSError:\n        pass\n    time.sleep(60)\n"
+    outcome = check_completion(problems[0], body, timeout=1.0)  # a new session does not take it out of reach
+    time.sleep(0.2)
+
+    def cmdline(pid):
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b""
+
+    assert outcome.status == "timeout"
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and folders[-1].encode() in cmdline(pid)]
+
+
+def test_the_end_of_a_long_stderr_is_kept(problems):
+    body = "    import sys\n    sys.stderr.write('x' * 10**6)\n    raise ValueError('the end')\n"
+    outcome = check_completion(problems[0], body)
+    assert outcome.status == "failed" and outcome.detail.endswith("ValueError: the end")
+
+
+def test_an_outside_process_cannot_be_signalled(problems, kernel_layer, outsider):
+    body = (f"    import os, signal\n    signal.pidfd_send_signal(os.pidfd_open({outsider.pid}), signal.SIGKILL)\n"
+            "    return True\n")
+    assert check_completion(problems[0], body).status == "failed"
+    with pytest.raises(subprocess.TimeoutExpired):
+        outsider.wait(timeout=0.5)
+
+
+@pytest.mark.parametrize("attack", [
+    "    import os\n    os.open('escaped.txt', os.O_WRONLY | os.O_CREAT, dir_fd=os.open({folder!r}, os.O_RDONLY))\n"
+    "    return True\n",
+    "    import os, posixpath\n    posixpath.realpath = lambda path, **_: os.getcwd()\n"
+    "    open({path!r}, 'w').write('x')\n    return True\n",
+])
+def test_writing_outside_through_a_loophole_is_contained(problems, kernel_layer, tmp_path, attack):
+    escaped = tmp_path / "escaped.txt"
+    outcome = check_completion(problems[0], attack.format(folder=str(tmp_path), path=str(escaped)))
+    assert outcome.status == "failed" and not escaped.exists()
+
+
+def test_no_outside_environment_is_readable(problems, outsider):
+    secret = os.environ["HUMANEVAL_TEST_SECRET"].encode()
+    body = ("    import os\n    found = []\n"
+            f"    for pid in [os.getppid(), {outsider.pid}, *os.listdir('/proc')]:\n        try:\n"
+            f"            found += [pid] if {secret!r} in open(f'/proc/{{pid}}/environ', 'rb').read() else []\n"
+            "        except OSError:\n            pass\n    raise RuntimeError(f'secret found in {found}')\n")
+    outcome = check_completion(problems[0], body)
+    assert outcome.detail.endswith("secret found in []"), outcome.detail
 
 
 @pytest.mark.parametrize("attack", [
@@ -69,9 +176,27 @@ def test_no_network(problems):
     assert outcome.status == "failed" and "sandbox" in outcome.detail
 
 
-def test_network_namespace_is_used_when_available():
-    prefix = humaneval.network_isolation_prefix()
-    assert prefix == () or (os.path.basename(prefix[0]) == "unshare" and prefix[1] in {"-n", "-rn"})
+def test_every_layer_this_machine_allows_is_used():
+    layers = humaneval.sandbox_layers()
+    assert layers[-2:] == ("limits", "audit hook")
+    unshare = shutil.which("unshare")
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    flags = ["--pid", "--fork", "--mount", "--net", "--mount-proc"]
+    if unshare and subprocess.run([unshare, *user, *flags, "true"]).returncode == 0:
+        assert "namespaces" in layers
+    if os.geteuid() == 0 and "namespaces" in layers:
+        assert "nobody" in layers
+
+
+def test_without_namespaces_it_warns_and_still_runs(problems, monkeypatch, capsys):
+    monkeypatch.setattr(humaneval.shutil, "which", lambda name: None)
+    humaneval.sandbox_layers.cache_clear()
+    try:
+        assert "namespaces" not in humaneval.sandbox_layers()
+        assert "not available here" in capsys.readouterr().err
+        assert check_completion(problems[0], problems[0]["canonical_solution"]).passed
+    finally:
+        humaneval.sandbox_layers.cache_clear()
 
 
 def test_pass_at_k_unbiased_estimator():
