@@ -14,6 +14,7 @@ Public API (stable; notebooks 01-02 and the training loop import these names):
 
     splits = split_records(records)          # Splits(train, val, test), 85 / 5 / 10 %, seeded shuffle
     splits.describe()                        # "train 935 (85.0 %) | val 55 (5.0 %) | test 110 (10.0 %)"
+    HOLDOUT_FAMILIES, is_holdout(record)     # whole families answered only at test time (course data set)
     report = leakage_report(splits)          # exact and near-duplicate whole records across splits
 
 Records are Alpaca-format dicts ``{"instruction", "input", "output"}``; ``input`` may be missing or empty
@@ -31,7 +32,10 @@ The prompt is everything up to and including the response header (``### Response
 
 Split order: the split takes train first, then test, then validation from the (shuffled or original)
 order, with ``n_train = int(n * 0.85)``, ``n_test = int(n * 0.10)`` and validation the rest, exactly as the
-book does (its 1,100 records: 935 / 110 / 55). ``shuffle=False`` reproduces the book's split.
+book does (its 1,100 records: 935 / 110 / 55). ``shuffle=False`` reproduces the book's split. On the
+course's data set the families in ``HOLDOUT_FAMILIES`` are first set aside whole and added to the test split
+(out-of-family records), so the test split measures tasks the model never trained on as well as new
+records of the tasks it did.
 """
 
 from __future__ import annotations
@@ -344,8 +348,24 @@ class Splits(NamedTuple):
         return " | ".join(f"{name} {size:,} ({100 * size / total:.1f} %)" for name, size in self.sizes().items())
 
 
+# Families of the course's data set that never appear in training or validation: their records are all
+# test records, answered "out of family". One of each kind: computable, rewrite, classification, knowledge.
+HOLDOUT_FAMILIES = ("roman_numerals", "future_tense", "categorize", "true_false")
+
+
+def is_holdout(record: Mapping) -> bool:
+    """True for a record of a held-out family (test split only); ``split_records`` marks test records."""
+    return bool(record.get("holdout", record.get("family") in HOLDOUT_FAMILIES))
+
+
+def _rank_merge(groups: list[list]) -> list:
+    """Merge lists by relative position (no randomness), so every prefix mixes them in proportion."""
+    keyed = [((rank + 0.5) / len(members), g, rank) for g, members in enumerate(groups) for rank in range(len(members))]
+    return [groups[g][rank] for _, g, rank in sorted(keyed)]
+
+
 def split_records(records: list, fractions=(0.85, 0.05, 0.10), seed: int = 123, shuffle: bool = True,
-                  stratify: str | None = "auto", verbose: bool = True) -> Splits:
+                  stratify: str | None = "auto", holdout_families="auto", verbose: bool = True) -> Splits:
     """Split records into train / validation / test (notebook 01).
 
     ``fractions`` are (train, val, test). Sizes follow the book: ``n_train = int(n * train)``,
@@ -355,8 +375,43 @@ def split_records(records: list, fractions=(0.85, 0.05, 0.10), seed: int = 123, 
     three splits (each family's records are shuffled and interleaved by their relative rank), so small
     splits still see every family. The default ``"auto"`` stratifies by ``"family"`` when every record has
     that key (the course's data set) and not otherwise (the book's file); ``None`` never stratifies.
-    The input list is never modified. Prints the sizes when ``verbose``.
+
+    ``holdout_families`` names families kept out of training and validation: the other records are split as
+    above, then every record of these families joins the test split, merged by position so that any prefix
+    of ``test`` (a FAST slice) holds in- and out-of-family records. Test records are then copies with
+    ``"holdout": True`` or ``False`` (see :func:`is_holdout`). ``"auto"`` (default) holds out
+    ``HOLDOUT_FAMILIES`` when the records are shuffled and contain all of them (the course's data set);
+    ``()`` or ``None`` holds out nothing. The input list and its records are never modified.
+    Prints the sizes when ``verbose``.
     """
+    if holdout_families == "auto":
+        present = {r.get("family") for r in records if isinstance(r, Mapping)}
+        holdout_families = HOLDOUT_FAMILIES if shuffle and all(f in present for f in HOLDOUT_FAMILIES) else ()
+    if isinstance(holdout_families, str):  # one family name
+        holdout_families = (holdout_families,)
+    held_out = list(dict.fromkeys(holdout_families or ()))
+    if held_out:
+        present = {r.get("family") for r in records}
+        unknown = [f for f in held_out if f not in present]
+        if unknown:
+            raise ValueError(f"holdout_families {unknown} do not occur in the records' 'family' field "
+                             f"(families present: {sorted(f for f in present if f is not None)[:12]} ...)")
+        kept = [r for r in records if r.get("family") not in held_out]
+        splits = split_records(kept, fractions, seed, shuffle, stratify, holdout_families=(), verbose=False)
+        rng = random.Random(seed)
+        groups = [[r for r in records if r.get("family") == f] for f in held_out]
+        if shuffle:
+            for members in groups:
+                rng.shuffle(members)
+        test = _rank_merge([[{**r, "holdout": False} for r in splits.test],
+                            [{**r, "holdout": True} for r in _rank_merge(groups)]])
+        splits = Splits(train=splits.train, val=splits.val, test=test)
+        if verbose:
+            n_out = sum(len(g) for g in groups)
+            print(f"Split {len(records):,} records ({'shuffled with seed ' + str(seed) if shuffle else 'file order'}, "
+                  f"{len(held_out)} famil{'y' if len(held_out) == 1 else 'ies'} held out for the test split): {splits.describe()}; the test split holds "
+                  f"{len(test) - n_out:,} in-family and {n_out:,} out-of-family records ({', '.join(held_out)})")
+        return splits
     if stratify == "auto":
         stratify = "family" if shuffle and records and all("family" in r for r in records) else None
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:

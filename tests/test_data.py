@@ -325,3 +325,92 @@ def test_a_json_object_is_not_a_list(tmp_path):
         load_records(path)
     path.write_text(json.dumps(WITH_INPUT, indent=2))  # a single pretty-printed record is fine
     assert load_records(path) == [WITH_INPUT]
+
+
+# --- held-out families ---------------------------------------------------------------------------------
+
+
+def test_holdout_families_are_test_only_and_every_other_family_is_everywhere():
+    from helpers.data import is_holdout
+
+    records = _toy_records(600, families=12)  # f0 .. f11, 50 records each
+    before = [dict(r) for r in records]
+    splits = split_records(records, holdout_families=("f3", "f7"), verbose=False)
+    # the other 500 records split 85 / 5 / 10, then all 100 held-out records join the test split
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (425, 25, 50 + 100)
+    in_family = {f"f{i}" for i in range(12)} - {"f3", "f7"}
+    for part in (splits.train, splits.val):
+        assert {r["family"] for r in part} == in_family
+    assert {r["family"] for r in splits.test} == in_family | {"f3", "f7"}
+    held = [r for r in splits.test if is_holdout(r)]
+    assert sorted(r["instruction"] for r in held) == sorted(r["instruction"] for r in records if r["family"] in ("f3", "f7"))
+    assert all(r["holdout"] is (r["family"] in ("f3", "f7")) for r in splits.test)
+    assert not any(is_holdout(r) for r in splits.train + splits.val)
+    ids = sorted(r["instruction"] for part in splits for r in part)
+    assert ids == sorted(r["instruction"] for r in records)  # every record exactly once
+    assert records == before and all("holdout" not in r for r in records)  # input and its dicts untouched
+    # the split of the other families is the usual one
+    plain = split_records([r for r in records if r["family"] not in ("f3", "f7")], verbose=False)
+    assert splits.train == plain.train and splits.val == plain.val
+    assert [{k: v for k, v in r.items() if k != "holdout"} for r in splits.test if not is_holdout(r)] == plain.test
+
+
+def test_holdout_split_is_seeded_and_every_prefix_of_test_mixes_both_kinds():
+    from helpers.data import is_holdout
+
+    records = _toy_records(400, families=8)
+    a = split_records(records, seed=1, holdout_families=["f0", "f5"], verbose=False)
+    assert a == split_records(records, seed=1, holdout_families=["f0", "f5"], verbose=False)
+    assert a != split_records(records, seed=2, holdout_families=["f0", "f5"], verbose=False)
+    for n in range(3, len(a.test) + 1):  # a FAST slice of any size sees in- and out-of-family records
+        kinds = {is_holdout(r) for r in a.test[:n]}
+        assert kinds == {True, False}, f"test[:{n}] holds only {'out' if True in kinds else 'in'}-of-family records"
+    first_held = [r["family"] for r in a.test if is_holdout(r)][:2]
+    assert sorted(first_held) == ["f0", "f5"]  # the held-out families alternate too
+
+
+def test_holdout_defaults_and_errors(capsys):
+    from helpers.data import HOLDOUT_FAMILIES, is_holdout
+
+    names = list(HOLDOUT_FAMILIES) + ["other_a", "other_b", "other_c", "other_d"]
+    records = [{"instruction": f"Task {i}", "input": "", "output": f"Answer {i}.", "family": names[i % len(names)]}
+               for i in range(400)]
+    auto = split_records(records)  # the course's families present: held out by default
+    assert "held out" in capsys.readouterr().out
+    assert {r["family"] for r in auto.train} == {"other_a", "other_b", "other_c", "other_d"}
+    assert auto == split_records(records, holdout_families=HOLDOUT_FAMILIES, verbose=False)
+    for off in (None, ()):
+        plain = split_records(records, holdout_families=off, verbose=False)
+        assert {r["family"] for r in plain.train} == set(names) and "holdout" not in plain.test[0]
+    assert {r["family"] for r in split_records(records, shuffle=False, verbose=False).train} == set(names)
+    assert not is_holdout({"family": "other_a"}) and is_holdout({"family": HOLDOUT_FAMILIES[0]})
+    assert not is_holdout({"family": HOLDOUT_FAMILIES[0], "holdout": False})  # the split's mark wins
+    with pytest.raises(ValueError, match="do not occur"):
+        split_records(records, holdout_families=["no_such_family"], verbose=False)
+
+
+def test_course_run_holds_out_families_and_fast_slices_mix_them(tmp_path):
+    """helpers.course.load_splits: held-out families for the course data set only; FAST slices see both kinds."""
+    from helpers.course import FinetuneSettings, load_splits
+    from helpers.data import HOLDOUT_FAMILIES, is_holdout
+
+    if not COURSE_DATA.is_file():
+        pytest.skip(f"{COURSE_DATA} not written yet")
+    records = load_course_data()
+    full = load_splits(FinetuneSettings.for_mode(fast=False), verbose=False)
+    assert full == split_records(records, seed=123, holdout_families=HOLDOUT_FAMILIES, verbose=False)
+    assert not {r["family"] for r in full.train + full.val} & set(HOLDOUT_FAMILIES)
+    assert {r["family"] for r in full.test if is_holdout(r)} == set(HOLDOUT_FAMILIES)
+    assert leakage_report(full).ok
+    fast = load_splits(FinetuneSettings.for_mode(fast=True), verbose=False)
+    assert {is_holdout(r) for r in fast.test} == {True, False}
+    assert not any(is_holdout(r) for r in fast.train + fast.val)
+    for name in ("train", "val", "test"):  # FAST takes the first records of the same split
+        part = getattr(fast, name)
+        assert part == getattr(full, name)[: len(part)]
+    # the same file by path is the course data set; any other file holds nothing out
+    assert load_splits(FinetuneSettings.for_mode(fast=False, data=str(COURSE_DATA)), verbose=False) == full
+    other = tmp_path / "mine.json"
+    other.write_text(json.dumps(records))
+    mine = load_splits(FinetuneSettings.for_mode(fast=False, data=str(other)), verbose=False)
+    assert {r["family"] for r in mine.train} >= set(HOLDOUT_FAMILIES) and "holdout" not in mine.test[0]

@@ -155,9 +155,9 @@ def test_truncation_is_counted_reported_and_saved(tmp_path, capsys):
                                                                      (dataset.examples[1]["prompt_length"] - 1))
 
     out = tmp_path / "run"
-    assert main([*FAST_RUN, "--out", str(out), "--max-length", "40"]) == 0
+    assert main([*FAST_RUN, "--out", str(out), "--max-length", "48"]) == 0
     printed = capsys.readouterr().out
-    assert "--max-length 40 cuts" in printed and "supervised target tokens" in printed
+    assert "--max-length 48 cuts" in printed and "supervised target tokens" in printed
     history = strict_load(out / "tiny-gpt-history.json")
     assert history["data"]["train"]["records_cut"] > 0 and history["data"]["train"]["targets_cut"] > 0
     assert strict_load(out / "tiny-gpt.json")["supervision"] == history["data"]
