@@ -563,7 +563,7 @@ def plot_win_rate_by_length(table: pd.DataFrame, name_b: str = "B", name_a: str 
     ax.invert_yaxis()
     ax.axvline(0.5, color="tab:red", linestyle="--", label="no preference (50 %)")
     ax.set_xlim(0, 1)
-    ax.set_xlabel(f"win rate of {name_b} against {name_a} (ties count half; 95 % Wilson interval)")
+    ax.set_xlabel(f"win rate of {name_b} against {name_a} (ties count half; 95 % bootstrap interval)")
     ax.set_title("Pairwise win rate, by response length ratio")
     ax.legend(loc="lower right")
     return ax

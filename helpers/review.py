@@ -492,55 +492,86 @@ def _short(text: str, n: int = 60) -> str:
 # ----------------------------------------------------------------------------- the widget
 
 
-_BOX = ("border:1px solid #ccc;border-radius:4px;padding:6px 8px;margin:2px 0 8px 0;"
-        "white-space:pre-wrap;font-family:monospace;background:{bg}")
+# Long words (URLs, code) wrap instead of widening the page; the record area has a fixed height and scrolls,
+# so the buttons under it stay in one place whatever the record's length.
+_WRAP = "white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-word"
+_BOX = ("border:1px solid #ccc;border-radius:4px;padding:4px 8px;margin:2px 0 6px 0;line-height:1.35;"
+        "font-family:monospace;background:{bg};max-height:{height};overflow-y:auto;" + _WRAP)
+RECORD_HEIGHT = "26em"  # the whole record; a long field also scrolls inside its own box
+# A chosen score is coloured by what it means: red wrong, amber partly right, green correct.
+VERDICT_STYLES = {"correct": "success", "partly": "warning", "wrong": "danger"}
 
 
-def _section(title: str, text: str, bg: str) -> str:
+def _section(title: str, text: str, bg: str, height: str = "7em") -> str:
     body = html.escape(text) if text else "<i>(empty)</i>"
-    return f"<b>{title}</b><div style='{_BOX.format(bg=bg)}'>{body}</div>"
+    return f"<b>{title}</b><div style='{_BOX.format(bg=bg, height=height)}'>{body}</div>"
+
+
+def score_style(score, scale: str) -> str:
+    """The button colour of a chosen score: "danger" below 40 on 0-100, "warning" below 70, else "success"."""
+    value = to_100(score, scale)
+    return "danger" if value < 40 else "warning" if value < 70 else "success"
 
 
 def review_widget(session: ReviewSession):
     """An ipywidgets UI over a :class:`ReviewSession` (taught in notebook 05).
 
-    Shows instruction / input / expected / response, score buttons, correct / partly / wrong, a note,
-    previous / next / jump to unreviewed / go to #, and the progress. Every click saves the session file.
-    Returns the widget box; ``box.controls`` holds the buttons so code (and tests) can press them.
+    Shows the progress (updated on every click), instruction / input / expected / response in a scrolling
+    area of fixed height, score buttons (a chosen score red, amber or green by meaning), correct / partly /
+    wrong, a note, previous / next / next unreviewed / go to #. Every click saves the session file.
+    Returns the widget box; ``box.controls`` holds the buttons so code (and tests) can press them, and
+    ``box.header`` / ``box.body`` the HTML it shows.
     """
     import ipywidgets as w
 
-    header = w.HTML()
-    body = w.HTML()
-    status = w.HTML()
-    score_buttons = {v: w.Button(description=label, layout=w.Layout(width="auto"))
-                     for v, label in SCALES[session.scale].items()}
-    verdict_buttons = {v: w.Button(description=v, layout=w.Layout(width="90px")) for v in VERDICTS}
+    header = w.HTML(layout=w.Layout(width="100%"))
+    progress = w.IntProgress(min=0, max=len(session), layout=w.Layout(width="98%", height="10px"))
+    body = w.HTML(layout=w.Layout(width="100%"))
+    status = w.HTML(layout=w.Layout(width="100%"))
+    row = {"width": "100%", "flex_flow": "row wrap", "align_items": "center"}  # buttons wrap, never overflow
+
+    def sized(width):  # a share of the row, never narrower than the button's label
+        return w.Layout(width=width, min_width="max-content")
+
+    score_buttons = {v: w.Button(description=text, tooltip=text, layout=sized("18%"))
+                     for v, text in SCALES[session.scale].items()}
+    verdict_buttons = {v: w.Button(description=v, tooltip=v, layout=sized("18%")) for v in VERDICTS}
     note = w.Textarea(placeholder="note (saved when you leave the box)", continuous_update=False,
-                      layout=w.Layout(width="100%", height="60px"))
-    prev_button, next_button = w.Button(description="◀ previous"), w.Button(description="next ▶")
-    unreviewed_button = w.Button(description="jump to unreviewed")
-    goto = w.BoundedIntText(value=1, min=1, max=len(session), description="go to #", layout=w.Layout(width="150px"))
+                      layout=w.Layout(width="99%", height="4em"))
+    prev_button = w.Button(description="◀ previous", layout=sized("20%"))
+    next_button = w.Button(description="next ▶", layout=sized("20%"))
+    unreviewed_button = w.Button(description="next unreviewed", tooltip="jump to the next unreviewed record",
+                                 layout=sized("24%"))
+    goto = w.BoundedIntText(value=1, min=1, max=len(session), description="go to #",
+                            style={"description_width": "initial"}, layout=sized("24%"))
+
+    def label(text):
+        return w.HTML(f"<b>{text}</b>", layout=w.Layout(width="4.5em"))
+
     syncing = {"on": False}
 
     def refresh():
         syncing["on"] = True
         current = session.current
         done, total = session.progress()
-        header.value = (f"<h4 style='margin:0'>Record {session.position + 1} of {total} · {done} reviewed "
-                        f"· model: {html.escape(str(current.get('model_name', '?')))}</h4>")
-        body.value = (_section("Instruction", current["instruction"], "#f7f7f7")
-                      + (_section("Input", current.get("input") or "", "#f7f7f7") if current.get("input") else "")
+        header.value = (f"<div style='{_WRAP}'><b style='font-size:1.1em'>Record {session.position + 1} of {total}"
+                        f"</b> · {done} of {total} reviewed{' ✓ all done' if done == total else ''}"
+                        f" · model: {html.escape(str(current.get('model_name', '?')))}</div>")
+        progress.value = done
+        given = current.get("input") or ""
+        body.value = (f"<div style='height:{RECORD_HEIGHT};overflow-y:auto;overflow-x:hidden;padding-right:4px'>"
+                      + _section("Instruction", current["instruction"], "#f7f7f7", "5em")
+                      + (_section("Input", given, "#f7f7f7", "5em") if given else "")
                       + _section("Expected output", current["output"], "#eef7ee")
-                      + _section("Model response", current["response"], "#eef2fb"))
+                      + _section("Model response", current["response"], "#eef2fb") + "</div>")
         for v, b in score_buttons.items():
-            b.button_style = "success" if current["score"] == v else ""
-        colours = {"correct": "success", "partly": "warning", "wrong": "danger"}
+            b.button_style = score_style(v, session.scale) if current["score"] == v else ""
         for v, b in verdict_buttons.items():
-            b.button_style = colours[v] if current["verdict"] == v else ""
+            b.button_style = VERDICT_STYLES[v] if current["verdict"] == v else ""
         note.value = current["note"] or ""
         goto.value = session.position + 1
-        status.value = f"<small>saved to {html.escape(str(session.path))} at {session.last_saved or '-'}</small>"
+        when = f"last saved at {session.last_saved}" if session.last_saved else "every click is saved"
+        status.value = f"<small style='{_WRAP}'>{when} to {html.escape(str(session.path))}</small>"
         syncing["on"] = False
 
     def on_score(value):
@@ -571,15 +602,16 @@ def review_widget(session: ReviewSession):
     goto.observe(on_goto, names="value")
     refresh()
     box = w.VBox([
-        header, body,
-        w.HBox([w.Label("score:")] + list(score_buttons.values())),
-        w.HBox([w.Label("verdict:")] + list(verdict_buttons.values())),
+        header, progress, body,
+        w.HBox([label("score")] + list(score_buttons.values()), layout=w.Layout(**row)),
+        w.HBox([label("verdict")] + list(verdict_buttons.values()), layout=w.Layout(**row)),
         note,
-        w.HBox([prev_button, next_button, unreviewed_button, goto]),
+        w.HBox([prev_button, next_button, unreviewed_button, goto], layout=w.Layout(**row)),
         status,
-    ])
+    ], layout=w.Layout(width="100%", overflow="hidden"))
     box.controls = {"score": score_buttons, "verdict": verdict_buttons, "note": note, "prev": prev_button,
                     "next": next_button, "unreviewed": unreviewed_button, "goto": goto}
+    box.header, box.body, box.progress = header, body, progress
     box.session = session
     box.refresh = refresh
     return box

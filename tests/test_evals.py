@@ -269,5 +269,6 @@ def test_win_rate_by_length_bins_and_length_controlled_mean():
     assert tuple(table.loc[table.index[0], ["ci_low", "ci_high"]]) == (0.0, 0.0)
     ax = evals.plot_win_rate_by_length(table.reset_index())
     assert any(list(line.get_xdata()) == [0.5, 0.5] for line in ax.get_lines())
+    assert "bootstrap" in ax.get_xlabel() and "Wilson" not in ax.get_xlabel()  # it names the interval it draws
     with pytest.raises(ValueError, match="one outcome per response pair"):
         evals.win_rate_by_length([1.0], a, b)

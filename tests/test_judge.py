@@ -122,9 +122,10 @@ def test_injection_detector():
 
 
 def test_parsing():
-    rubric, grades, book = J.PROMPTS["rubric"], J.PROMPTS["grades"], J.PROMPTS["book"]
-    assert rubric.parse("yes") == 1 and rubric.parse(" No.") == 0 and rubric.parse("Yes, it is") == 1
-    assert rubric.parse("maybe") is None and rubric.parse("") is None and rubric.to_100(1) == 100.0
+    yes_no, grades, book = J.PROMPTS["yes-no"], J.PROMPTS["grade-0-5"], J.PROMPTS["book"]
+    assert J.Judge.__init__.__kwdefaults__["prompt"] == "yes-no" and yes_no.name == "yes-no"
+    assert yes_no.parse("yes") == 1 and yes_no.parse(" No.") == 0 and yes_no.parse("Yes, it is") == 1
+    assert yes_no.parse("maybe") is None and yes_no.parse("") is None and yes_no.to_100(1) == 100.0
     assert grades.parse("4") == 4 and grades.parse("Grade: 3") == 3 and grades.parse(" 5/5") == 5
     assert grades.parse("80") is None and grades.parse("good") is None and grades.parse("") is None
     assert grades.to_100(4) == 80.0
@@ -182,7 +183,7 @@ def test_presets_and_openai_key(monkeypatch):
 
 
 def test_weighted_score_from_logprobs():
-    judge = _offline_judge(prompt="grades")
+    judge = _offline_judge(prompt="grade-0-5")
     steps = [{"token": "4", "logprob": math.log(0.6),
               "top": {"4": math.log(0.6), "5": math.log(0.3), "x": math.log(0.1)}}]
     # renormalised over grade digits: (4*0.6 + 5*0.3) / 0.9 = 4.333 -> 86.7

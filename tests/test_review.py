@@ -106,16 +106,18 @@ def test_widget_buttons_drive_and_save_the_session(tmp_path):
     path = tmp_path / "review.json"
     box = review_widget(ReviewSession(RECORDS, path))
     controls = box.controls
-    assert "Record 1 of 4" in box.children[0].value
-    assert "Canberra." in box.children[1].value and "Sydney." in box.children[1].value
+    assert "Record 1 of 4</b> · 0 of 4 reviewed" in box.header.value and box.progress.value == 0
+    assert "Canberra." in box.body.value and "Sydney." in box.body.value
     controls["score"][2].click()
+    assert "0 of 4 reviewed" not in box.header.value and "1 of 4 reviewed" in box.header.value  # live progress
+    assert box.progress.value == 1
     controls["verdict"]["wrong"].click()
     controls["note"].value = "close, but wrong city"
     controls["next"].click()
     controls["score"][5].click()
     controls["prev"].click()
     controls["unreviewed"].click()
-    assert "Record 3 of 4 · 2 reviewed" in box.children[0].value
+    assert "Record 3 of 4</b> · 2 of 4 reviewed" in box.header.value and box.progress.value == 2
     controls["goto"].value = 4
     assert box.session.position == 3
 
@@ -132,7 +134,30 @@ def test_widget_buttons_drive_and_save_the_session(tmp_path):
     box2.controls["prev"].click()
     box2.controls["prev"].click()
     assert box2.controls["note"].value == "close, but wrong city"
-    assert box2.controls["score"][2].button_style == "success"
+    assert box2.controls["score"][2].button_style == "danger"  # "2 · poor" is not shown as a success
+
+
+def test_widget_colours_scores_by_meaning_and_keeps_its_buttons_in_place(tmp_path):
+    long_input = "word " * 400 + "https://example.org/" + "x" * 300
+    records = [dict(RECORDS[0]), dict(RECORDS[1], input=long_input), dict(RECORDS[3], response="cold " * 200)]
+    box = review_widget(ReviewSession(records, tmp_path / "review.json"))
+    styles = {}
+    for value, button in box.controls["score"].items():
+        button.click()
+        styles[value] = button.button_style
+        assert [b.button_style for v, b in box.controls["score"].items() if v != value] == [""] * 4
+    assert styles == {1: "danger", 2: "danger", 3: "warning", 4: "success", 5: "success"}
+    box.controls["verdict"]["partly"].click()
+    assert box.controls["verdict"]["partly"].button_style == "warning"
+    heights = set()
+    for _ in records:  # every record, short or long, sits in the same fixed-height, scrolling area
+        body = box.body.value
+        assert "overflow-y:auto" in body and "overflow-x:hidden" in body and "overflow-wrap:anywhere" in body
+        heights.add(body.split("height:")[1].split(";")[0])
+        box.controls["next"].click()
+    assert heights == {"26em"}
+    unreviewed = box.controls["unreviewed"]
+    assert "%" in unreviewed.layout.width and unreviewed.layout.min_width == "max-content"  # a share, never cut
 
 
 def test_generate_responses_with_real_tokenizer_and_generation(tmp_path):
