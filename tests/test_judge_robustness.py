@@ -151,3 +151,45 @@ def test_a_server_that_never_answers_fails_within_the_deadline(silent_server):
     with pytest.raises(J.JudgeUnavailable, match="curl"):
         judge.prefer({"instruction": "x", "input": "", "output": "y"}, "a", "b")
     assert J.Judge("llamacpp", base_url=silent_server).deadline == 60.0
+
+
+# ---- the echo check: an answer that only repeats the question is capped, and says so -----------------
+
+ECHO_CASES = [  # (record, response, expected echo_of)
+    ({"instruction": "Correct the grammar in this sentence.", "input": "My aunt go to bed early.",
+      "output": "My aunt goes to bed early."}, "My aunt go to bed early.", "input"),
+    ({"instruction": "Correct the grammar in this sentence.", "input": "My aunt go to bed early.",
+      "output": "My aunt goes to bed early."}, "My aunt goes to bed early.", None),  # one word differs: right
+    ({"instruction": "Rewrite this sentence in the past tense.", "input": "She walks to school.",
+      "output": "She walked to school."}, "she walks to school", "input"),
+    ({"instruction": "Rewrite this sentence in the past tense.", "input": "She walks to school.",
+      "output": "She walked to school."}, "She walks to school!!", "input"),
+    ({"instruction": "What is the opposite of 'hot'?", "input": "", "output": "The opposite of 'hot' is 'cold'."},
+     "What is the opposite of hot?", "instruction"),
+    ({"instruction": "What is the opposite of 'hot'?", "input": "", "output": "The opposite of 'hot' is 'cold'."},
+     "The opposite of 'hot' is 'cold'.", None),
+    ({"instruction": "Summarize the text.", "input": "Heavy rain hit the town on Monday and closed two roads.",
+      "output": "Rain closed two roads on Monday."}, "Heavy rain hit the town on Monday and closed two roads", "input"),
+    ({"instruction": "Give an example of a fruit.", "input": "", "output": "An apple is a fruit."}, "", None),
+]
+
+
+@pytest.mark.parametrize("record,response,expected", ECHO_CASES)
+def test_echo_of_tells_a_repeat_from_an_answer(record, response, expected):
+    from helpers.judge import echo_of
+
+    assert echo_of(record, response) == expected
+
+
+def test_echoes_are_capped_fresh_and_from_the_cache_and_reported():
+    from helpers.judge import ECHO_CAP, ScoreReport, guard_result
+
+    record, response, _ = ECHO_CASES[0]
+    raw = {"model_score": 95.0, "weighted_score": 95.0, "status": "ok"}
+    capped = guard_result(raw, record, response)
+    assert capped["score"] == ECHO_CAP and capped["model_score"] == 95.0 and capped["echo_of"] == "input"
+    assert guard_result(raw, record, response, enabled=False)["score"] == 95.0  # reported, not capped
+    right = guard_result(raw, record, ECHO_CASES[1][1])
+    assert right["score"] == 95.0 and right["echo_of"] is None
+    report = ScoreReport([capped, right], 0, 0, 1.0, "judge", "yes-no")
+    assert "capped: 1 answers that only repeat the question" in report.summary()
