@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # llama.cpp (the embedded judge) is compiled from source; portable flags so the build runs on any x86-64.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: help setup course test unit notebooks lab bench strip clean-runs
+.PHONY: help setup course test unit notebooks lab bench strip clean-runs figures
 
 help:
 	@echo "make course   run the whole course headless with the default model; results under runs/"
@@ -31,6 +31,7 @@ course: $(STAMP)
 	$(PY) -m helpers course
 
 test: $(STAMP)
+	rm -rf runs/fast  # FAST results are throwaway: every test run starts from the same empty run folder
 	COURSE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q tests
 	COURSE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks
 
@@ -51,3 +52,6 @@ clean-runs:
 
 strip: $(STAMP)
 	$(PY) scripts/strip_notebooks.py
+
+figures: $(STAMP)
+	MPLBACKEND=Agg $(PY) scripts/draw_figures.py

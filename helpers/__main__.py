@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--eval-every", type=int, default=d.eval_every,
                     help="evaluate (and checkpoint) every N steps, and at each epoch end")
     ft.add_argument("--eval-batches", type=_none_or_int, default=d.eval_batches,
-                    help="batches of train and validation data per evaluation (none = all)")
+                    help="batches of training data whose loss is reported at each evaluation (none = all)")
+    ft.add_argument("--val-batches", type=_none_or_int, default=d.val_batches,
+                    help="batches of validation data per evaluation, the loss early stopping watches "
+                         "(none = the whole validation split)")
     ft.add_argument("--patience", type=_none_or_int, default=d.patience,
                     help="stop after N evaluations without a better validation loss (none = never)")
     freeze = ft.add_mutually_exclusive_group()
@@ -88,7 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run stage STAGE again although it finished (e.g. 04; repeatable; 'all' for every stage)")
     co.add_argument("--fast", action="store_true", help="COURSE_FAST=1: a quick check of the whole pipeline")
     co.add_argument("--new", action="store_true", help="start a new run folder instead of continuing the latest one")
-    co.add_argument("--run-dir", default=None, help="use this run folder instead of runs/<timestamp>/")
+    co.add_argument("--run-dir", default=None,
+                    help="use this run folder instead of runs/<timestamp>/ (with --publish: the run to publish)")
+    co.add_argument("--publish", action="store_true",
+                    help="run nothing: copy the executed notebooks and summary.md of the latest finished full "
+                         "run (or --run-dir) into docs/, widgets made static, stamped with the git commit")
     co.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell; leave out for no limit")
     return parser
 
@@ -114,6 +121,15 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "course" and args.publish:
+        from helpers.course import PublishError, publish
+
+        try:
+            publish(run_dir=args.run_dir)
+        except PublishError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "course":
         from helpers.course import run_course
 

@@ -1,12 +1,15 @@
 """The course as one job: fine-tune without notebooks, and run every notebook headless (notebook 04).
 
-- :class:`FinetuneSettings`  the knobs of a fine-tuning run, with the course's defaults (full and FAST).
+- :class:`FinetuneSettings`  the knobs of a fine-tuning run, with the course's defaults (full and FAST);
+                             defined in ``helpers.training`` (``train`` takes it), re-exported here.
 - :func:`finetune`           data -> splits -> model -> loaders -> :func:`helpers.training.train` -> saved
                              weights, history, loss plot, test-set responses. ``python -m helpers finetune``.
 - :func:`load_finetuned`     this run's fine-tuned model, or None (notebooks 05 and 06 use it).
 - :func:`finetuned_or_train` the fine-tuned model, training it first when it is missing.
 - :func:`run_course`         ``make course``: notebooks 01..06 in order under ``runs/<timestamp>/``,
                              finished stages reused, ``summary.md`` at the end. ``python -m helpers course``.
+- :func:`publish`           ``docs/``: the executed notebooks of the latest finished full run, widgets made
+                             static, stamped with the git commit. ``python -m helpers course --publish``.
 
 Files of a fine-tuning run (``folder`` = ``run_path("finetuned")`` unless given):
 
@@ -19,79 +22,21 @@ Files of a fine-tuning run (``folder`` = ``run_path("finetuned")`` unless given)
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.checkpoints import atomic_write_json, folder_lock, save_weights
 from helpers.config import FAST, REPO_ROOT, RUNS_DIR, pick_device, run_path, set_seed
-from helpers.data import PROMPT_STYLES
 from helpers.plots import plot_losses
 from helpers.registry import DEFAULT_MODEL, load_tokenizer
-from helpers.training import knob_problems
-
-
-@dataclass
-class FinetuneSettings:
-    """Everything that decides a fine-tuning run. ``FinetuneSettings.for_mode()`` picks FAST or full sizes."""
-
-    model: str = DEFAULT_MODEL
-    data: str | None = None  # a JSON/JSONL file; None = the course's data set (data/course-instructions.json)
-    n_records: int | None = None  # use only about N records, taken from each split of the full split; None = all
-    style: str = "alpaca"  # prompt format: "alpaca" or "phi3"
-    mask_instructions: bool = True  # learn the response only (prompt targets are -100)
-    allowed_max_length: int = 256  # cut longer examples (tokens)
-    batch_size: int = 8
-    epochs: int = 2
-    lr: float = 5e-5
-    weight_decay: float = 0.1
-    warmup_steps: int = 10
-    cosine: bool = True
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    eval_every: int = 20
-    eval_batches: int | None = 5
-    patience: int | None = 3
-    freeze_embeddings: bool = True
-    train_last_n_blocks: int | None = None
-    max_steps: int | None = None
-    seed: int = 123
-    max_new_tokens: int = 96  # for the test-set responses
-    n_test_responses: int | None = None  # None = the whole test split
-    fast: bool = False  # FAST sizes (set by for_mode); saved with the results so they never pass for a full run
-
-    @classmethod
-    def for_mode(cls, fast: bool = FAST, **overrides) -> "FinetuneSettings":
-        """Full-mode defaults, or FAST-mode sizes (a few steps on a handful of records; same code path)."""
-        if fast:
-            fast_sizes = dict(n_records=48, batch_size=4, epochs=1, max_steps=6, eval_every=3, eval_batches=2,
-                              train_last_n_blocks=2, warmup_steps=0, lr=1e-4, allowed_max_length=128,
-                              max_new_tokens=24, n_test_responses=4, patience=None)
-            overrides = {**fast_sizes, **overrides}
-        return cls(**{**overrides, "fast": fast})
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def problems(self) -> list[str]:
-        """Settings that would make a run learn nothing or crash, each named by its command-line option."""
-        found = knob_problems(self.as_dict())
-        if self.style not in PROMPT_STYLES:
-            found.append(f"style={self.style!r} is not one of {sorted(PROMPT_STYLES)}")
-        return [f"{option_name(p.split('=')[0])} ({p})" for p in found]
+from helpers.training import FinetuneSettings, option_name, train
 
 
 class SettingsError(ValueError):
     """A setting or data file that would make a run learn nothing; the message names it and the fix."""
-
-
-def option_name(setting: str) -> str:
-    """The ``python -m helpers finetune`` option of a :class:`FinetuneSettings` field."""
-    return {"allowed_max_length": "--max-length", "cosine": "--no-cosine"}.get(setting, "--" + setting.replace("_", "-"))
 
 
 # ---- the pieces -----------------------------------------------------------------------------------
@@ -108,12 +53,16 @@ def load_splits(settings: FinetuneSettings, verbose: bool = True):
     """Records from ``settings.data`` (or the course's data set), split 85/5/10 as in notebook 01.
 
     ``settings.n_records`` (FAST mode) keeps a handful from *each* split of that same split, so a FAST run
-    never trains on a record of the course's test split.
+    never trains on a record of the course's test split. The course's data set keeps the families in
+    ``helpers.data.HOLDOUT_FAMILIES`` out of training and validation (test only, mixed into every prefix of
+    the test split); other files are split without holding anything out.
     """
-    from helpers.data import Splits, load_course_data, load_records, split_records
+    from helpers.data import COURSE_DATA, HOLDOUT_FAMILIES, Splits, load_course_data, load_records, split_records
 
+    course_data = not settings.data or Path(settings.data).expanduser().resolve() == COURSE_DATA.resolve()
     records = load_records(settings.data) if settings.data else load_course_data()
-    splits = split_records(records, seed=settings.seed, verbose=verbose and not settings.n_records)
+    splits = split_records(records, seed=settings.seed, holdout_families=HOLDOUT_FAMILIES if course_data else None,
+                           verbose=verbose and not settings.n_records)
     if settings.n_records:
         n = settings.n_records
         splits = Splits(train=splits.train[: max(1, int(n * 0.85))], val=splits.val[: max(4, int(n * 0.05))],
@@ -156,20 +105,6 @@ def build_loaders(splits, tokenizer, settings: FinetuneSettings):
     return make_loaders(splits, tokenizer, batch_size=settings.batch_size, style=settings.style,
                         mask_instructions=settings.mask_instructions,
                         allowed_max_length=settings.allowed_max_length, seed=settings.seed)
-
-
-def train_with_settings(model, loaders, settings: FinetuneSettings, checkpoint_dir=None, resume=True,
-                        device=None, progress=True, live_plot=False):
-    """:func:`helpers.training.train` with the knobs of ``settings``."""
-    from helpers.training import train
-
-    return train(model, loaders, epochs=settings.epochs, lr=settings.lr, weight_decay=settings.weight_decay,
-                 warmup_steps=settings.warmup_steps, cosine=settings.cosine, grad_clip=settings.grad_clip,
-                 grad_accum=settings.grad_accum, seed=settings.seed, eval_every=settings.eval_every,
-                 eval_batches=settings.eval_batches, patience=settings.patience,
-                 freeze_embeddings=settings.freeze_embeddings, train_last_n_blocks=settings.train_last_n_blocks,
-                 checkpoint_dir=checkpoint_dir, resume=resume, device=device, progress=progress,
-                 live_plot=live_plot, max_steps=settings.max_steps)
 
 
 def finetuned_folder(folder=None) -> Path:
@@ -283,8 +218,8 @@ def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, pr
     supervision = check_supervision(loaders, settings)
     model, tokenizer = load_model(settings.model, device=device)
     print(f"{settings.model} on {device}; {loaders.describe()}")
-    history = train_with_settings(model, loaders, settings, checkpoint_dir=checkpoints_folder(settings.model, folder), resume=resume,
-                                  device=device, progress=progress)
+    history = train(model, loaders, settings, checkpoint_dir=checkpoints_folder(settings.model, folder), resume=resume,
+                    device=device, progress=progress)
     history.data = supervision
     print(history.summary())
     extra = {"device": str(device), "records": splits.sizes(), "supervision": supervision,
@@ -365,6 +300,7 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
     status_path = run_dir / "course.json"
     status = json.loads(status_path.read_text()) if status_path.exists() else {"stages": {}, "finished": False}
     status["fast"] = fast
+    status.update(git_state())  # the code this start runs; each stage below records it too (docs/README.md)
     print(f"Course run folder: {run_dir}  ({'FAST' if fast else 'full'} mode, {len(stages)} notebooks)")
     env_before = {k: os.environ.get(k) for k in ("COURSE_RUN_DIR", "COURSE_FAST")}
     os.environ["COURSE_RUN_DIR"] = str(run_dir.resolve())
@@ -394,7 +330,8 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
             out.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, out)
             status["stages"][key] = {"notebook": path.name, "seconds": round(seconds, 1), "ok": error is None,
-                                     "executed": str(out.relative_to(run_dir)), "error": error}
+                                     "executed": str(out.relative_to(run_dir)), "error": error,
+                                     "commit": status["commit"], "dirty": status["dirty"]}
             atomic_write_json(status_path, status)
             if error:
                 print(f"[{key}] {path.stem}: FAILED after {seconds:.0f} s; executed notebook with the error: {out}")
@@ -470,7 +407,8 @@ def _evaluation_lines(run_dir: Path) -> list[str]:
 def write_summary(run_dir: Path, status: dict) -> Path:
     """``summary.md``: time per stage, the fine-tuning figures, and every artifact of the run."""
     lines = [f"# Course run {run_dir.name}", "",
-             f"Mode: {'FAST' if status.get('fast') else 'full'}; finished: {status.get('finished', False)}", "",
+             f"Mode: {'FAST' if status.get('fast') else 'full'}; finished: {status.get('finished', False)}; "
+             f"commit: {status.get('commit') or 'unknown'}{' (with uncommitted changes)' if status.get('dirty') else ''}", "",
              "## Stages", "", "| stage | notebook | seconds | status |", "|---|---|---:|---|"]
     total = 0.0
     for key, stage in sorted(status.get("stages", {}).items()):
@@ -497,3 +435,195 @@ def write_summary(run_dir: Path, status: dict) -> Path:
     summary = run_dir / "summary.md"
     summary.write_text("\n".join(lines) + "\n")
     return summary
+
+
+# ---- docs/: the executed notebooks of a full run, readable without running ------------------------
+
+DOCS_DIR = REPO_ROOT / "docs"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+class PublishError(RuntimeError):
+    """A run that must not become ``docs/``: missing, unfinished, FAST, or run with other code."""
+
+
+def git_state(repo: Path = REPO_ROOT) -> dict:
+    """``{"commit": git rev-parse HEAD, "dirty": git status --porcelain is not empty}``; None when not in git."""
+    import subprocess
+
+    def git(*args) -> str:
+        return subprocess.run(["git", "--no-optional-locks", "-C", str(repo), *args], capture_output=True,
+                              text=True, timeout=60, check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def code_cells(nb) -> list[str]:
+    """The sources of a notebook's code cells, in order (what docs/ must share with notebooks/)."""
+    return [cell.source for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _widget_state(nb) -> dict:
+    return nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+
+def _progress_text(state: dict, model_id) -> str | None:
+    """The final text of a tqdm.auto bar (an HBox of HTML, progress, HTML), or None for another widget."""
+    model = state.get(str(model_id).removeprefix("IPY_MODEL_"), {})
+    children = [state.get(c.removeprefix("IPY_MODEL_"), {}) for c in model.get("state", {}).get("children", [])]
+    kinds = [c.get("model_name") for c in children]
+    if model.get("model_name") != "HBoxModel" or len(kinds) != 3 or kinds[0] != "HTMLModel" \
+            or kinds[1] not in ("FloatProgressModel", "IntProgressModel"):
+        return None
+    import html
+
+    left, bar, right = (c.get("state", {}) for c in children)
+    done = round(10 * bar.get("value", 0) / bar["max"]) if bar.get("max") else 0
+    text = f"{html.unescape(left.get('value', ''))}|{'█' * done}{' ' * (10 - done)}|{html.unescape(right.get('value', ''))}"
+    return text.replace("\u2007", " ").strip()
+
+
+def _widget_html(state: dict, model_id, depth: int = 0) -> str:
+    """What a widget showed, as static HTML: its HTML and labels, buttons as [name], boxes nested."""
+    import html
+
+    model = state.get(str(model_id).removeprefix("IPY_MODEL_"), {})
+    name, values = model.get("model_name", ""), model.get("state", {})
+    if "children" in values and depth < 10:
+        parts = [part for part in (_widget_html(state, c, depth + 1) for c in values["children"]) if part]
+        return f"<div>{' '.join(parts)}</div>" if parts else ""
+    if name in ("HTMLModel", "HTMLMathModel"):
+        return values.get("value", "")
+    if name == "LabelModel":
+        return html.escape(values.get("value", ""))
+    if name in ("ButtonModel", "ToggleButtonModel"):
+        return f"<code>[{html.escape(values.get('description', ''))}]</code>"
+    return ""
+
+
+def static_widgets(nb) -> int:
+    """Give every widget output a static picture for GitHub and nbviewer; returns how many it changed.
+
+    nbclient saves a widget output as a view id (``application/vnd.jupyter.widget-view+json``, no picture)
+    plus the widget's ``text/plain`` repr, which for a tqdm.auto bar is its *first* state ("0%|"); the final
+    state lives only in the notebook's saved widget state. Each such output becomes HTML and text: a tqdm
+    bar its final text, any other widget a note ("run the notebook to use it") and what it showed.
+    """
+    import html
+
+    state = _widget_state(nb)
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            model_id = data.pop(WIDGET_VIEW).get("model_id")
+            bar = _progress_text(state, model_id)
+            if bar is not None:
+                data["text/plain"], data["text/html"] = bar, f"<pre>{html.escape(bar)}</pre>"
+            else:
+                shown = _widget_html(state, model_id)
+                note = "Interactive widget: run the notebook to use it."
+                data["text/plain"] = note
+                data["text/html"] = f"<p><em>{note}</em>" + (f" It showed:</p>{shown}" if shown else "</p>")
+            changed += 1
+    nb.metadata.pop("widgets", None)  # no view refers to it any more
+    return changed
+
+
+def relink(nb, published: set[str], sources: str = "../../notebooks") -> int:
+    """Point relative markdown links and images that leave ``docs/notebooks/`` (solutions, figures, data) at
+    the sources, so they still open from docs/; links to ``published`` notebooks stay. Returns how many."""
+    import posixpath
+    import re
+
+    count = 0
+
+    def fix(match):
+        nonlocal count
+        target = match.group(1)
+        if re.match(r"[a-zA-Z][a-zA-Z+.-]*:|[#/]", target) or target.split("#")[0] in published:
+            return match.group(0)
+        count += 1
+        return f"]({posixpath.normpath(posixpath.join(sources, target))})"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = re.sub(r"\]\(([^)\s]+)\)", fix, cell.source)
+    return count
+
+
+def publish(run_dir=None, docs_dir: Path = DOCS_DIR, sources_dir: Path = NOTEBOOKS_DIR) -> Path:
+    """Copy the executed notebooks and ``summary.md`` of a finished full run into ``docs/``; returns docs/.
+
+    ``run_dir``: the run to publish; default the latest full one (:func:`latest_run`). Refuses a run that
+    is missing, unfinished or FAST, or whose notebooks' code differs from ``sources_dir`` (the run used
+    other code than the sources: tests/test_docs.py would fail). Widget outputs get a static fallback
+    (:func:`static_widgets`), links to solutions and figures point back at notebooks/ (:func:`relink`), and
+    ``docs/README.md`` names the run and the git commit each stage ran at.
+    """
+    import shutil
+
+    import nbformat
+
+    run_dir = Path(run_dir) if run_dir is not None else latest_run(fast=False)
+    if run_dir is None or not (run_dir / "course.json").exists():
+        raise PublishError(f"No finished full course run {'in ' + str(RUNS_DIR) if run_dir is None else 'at ' + str(run_dir)}"
+                           ": run `make course` first (about an hour on a 2-core CPU), then publish again.")
+    status = json.loads((run_dir / "course.json").read_text())
+    if status.get("fast") or run_dir.name.endswith("-fast"):
+        raise PublishError(f"{run_dir.name} is a FAST run (tiny random model, a handful of records): its outputs "
+                           "would pass for real results. Publish a full run: `make course`.")
+    stages = status.get("stages", {})
+    sources = {p.name: p for p in course_stages(sources_dir)}
+    ran = {stage["notebook"]: stage for stage in stages.values() if stage.get("ok")}
+    missing = [name for name in sources if name not in ran]
+    if not status.get("finished") or missing:
+        raise PublishError(f"{run_dir.name} is unfinished (not done: {', '.join(missing) or 'the run did not end'}): "
+                           "run `make course` to finish it (finished stages are reused), then publish again.")
+    executed = {name: nbformat.read(run_dir / ran[name]["executed"], as_version=4) for name in sources}
+    drifted = [name for name, nb in executed.items()
+               if code_cells(nb) != code_cells(nbformat.read(sources[name], as_version=4))]
+    if drifted:
+        redo = " ".join(f"--redo {name[:2]}" for name in drifted)
+        raise PublishError(f"The code of {', '.join(drifted)} changed since {run_dir.name} ran it: run "
+                           f"`python -m helpers course {redo}`, then publish again.")
+    out = Path(docs_dir) / "notebooks"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.ipynb"):
+        old.unlink()
+    widgets = 0
+    for name, nb in executed.items():
+        widgets += static_widgets(nb)
+        relink(nb, set(executed))
+        nbformat.write(nb, out / name)
+    summary = run_dir / "summary.md"
+    shutil.copyfile(summary if summary.exists() else write_summary(run_dir, status), Path(docs_dir) / "summary.md")
+    (Path(docs_dir) / "README.md").write_text(_docs_readme(run_dir, status, [ran[name] for name in sources]))
+    print(f"Published {len(executed)} executed notebooks of {run_dir.name} to {out} "
+          f"({widgets} widget outputs given a static fallback), summary.md and README.md.")
+    return Path(docs_dir)
+
+
+def _docs_readme(run_dir: Path, status: dict, stages: list[dict]) -> str:
+    def commit(entry) -> str:
+        return f"`{entry['commit'][:12]}`" + (" + uncommitted changes" if entry.get("dirty") else "") \
+            if entry.get("commit") else "unknown (run before commits were recorded)"
+
+    commits = sorted({commit(stage) for stage in stages})
+    lines = ["# The course, executed", "",
+             "The notebooks of [`notebooks/`](../notebooks/) with their outputs, as the full `make course` run "
+             f"`{run_dir.name}` left them (Gemma 3 270M, the course's data set): read them here without running "
+             "anything. Interactive widgets appear as a static note; progress bars as their final text.", "",
+             f"- run: `runs/{run_dir.name}`; its times and results: [summary.md](summary.md)",
+             f"- code: commit {commits[0] if len(commits) == 1 else 'per stage, see the table'}",
+             "- refresh: `make course`, then `.venv/bin/python -m helpers course --publish`; "
+             "`tests/test_docs.py` fails when the code here differs from `notebooks/`", "",
+             "| stage | executed notebook | seconds | commit |", "|---|---|---:|---|"]
+    lines += [f"| {stage['notebook'][:2]} | [{stage['notebook']}](notebooks/{stage['notebook']}) | "
+              f"{stage['seconds']:.0f} | {commit(stage)} |" for stage in stages]
+    return "\n".join(lines) + "\n"

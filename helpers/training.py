@@ -1,15 +1,19 @@
 """Fine-tuning: the loss on supervised tokens, the training loop, early stopping, resume (notebook 04).
 
-Read :func:`train` first; it fits on one screen. Everything it calls is below it:
+Notebook 04 writes the loss and a 30-line loop (``train_simple``) itself; :func:`train` is its production
+twin, driven by one :class:`FinetuneSettings` object (the course's one vocabulary of run settings, also
+behind ``python -m helpers finetune``). What :func:`train` adds to the plain loop:
 
 - :func:`supervised_loss`   logits only where ``targets != -100`` (Gemma's head is 262,144 wide)
-- :func:`evaluate`          mean loss on a fixed set of batches
+- :func:`evaluate`          mean loss per supervised token; :func:`record_losses` + :func:`bootstrap_se`
+                            give its noise (standard error over validation records), kept in every row
 - :func:`set_trainable`     freeze the embedding/output head, train only the last N blocks
 - :func:`learning_rate_at`  linear warmup, then constant or cosine decay
-- :class:`History`          one row per evaluation: step, epoch, tokens seen, train/val loss, lr, seconds
+- :class:`History`          one row per evaluation: step, epoch, tokens seen, train/val loss (+ its noise), lr, seconds
 
-Checkpoints (``helpers.checkpoints``) are written at every evaluation, so ``resume=True`` continues an
-interrupted run to exactly the result of an uninterrupted one.
+Early stopping restores the best weights; checkpoints (``helpers.checkpoints``) are written at every
+evaluation into a locked folder, and ``resume=True`` continues an interrupted run to exactly the result
+of an uninterrupted one, but only a run of the same data and settings (the fingerprint).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -27,6 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers import checkpoints as ckpt
+from helpers.config import FAST
+from helpers.registry import DEFAULT_MODEL
 
 IGNORE_INDEX = -100
 
@@ -35,24 +41,106 @@ class NonFiniteLossError(FloatingPointError):
     """Training stopped because the loss became NaN or infinite."""
 
 
+# ---- the settings --------------------------------------------------------------------------------
+
+
+@dataclass
+class FinetuneSettings:
+    """Everything that decides a fine-tuning run. ``FinetuneSettings.for_mode()`` picks FAST or full sizes.
+
+    :func:`train` reads the training knobs (:data:`TRAIN_KNOBS`); ``helpers.course`` reads the rest
+    (data, prompt style, masking, batching, test answers). ``python -m helpers finetune`` has one option each.
+    """
+
+    model: str = DEFAULT_MODEL
+    data: str | None = None  # a JSON/JSONL file; None = the course's data set (data/course-instructions.json)
+    n_records: int | None = None  # use only about N records, taken from each split of the full split; None = all
+    style: str = "alpaca"  # prompt format: "alpaca" or "phi3"
+    mask_instructions: bool = True  # learn the response only (prompt targets are -100)
+    allowed_max_length: int = 256  # cut longer examples (tokens)
+    batch_size: int = 8
+    epochs: int = 2
+    lr: float = 5e-5
+    weight_decay: float = 0.1
+    warmup_steps: int = 10
+    cosine: bool = True
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_every: int = 20
+    eval_batches: int | None = 5  # training batches whose loss is reported at each evaluation; None = all
+    val_batches: int | None = None  # validation batches per evaluation; None = the whole split (early stopping watches it)
+    patience: int | None = 3
+    freeze_embeddings: bool = True
+    train_last_n_blocks: int | None = None
+    max_steps: int | None = None
+    seed: int = 123
+    max_new_tokens: int = 96  # for the test-set responses
+    n_test_responses: int | None = None  # None = the whole test split
+    fast: bool = False  # FAST sizes (set by for_mode); saved with the results so they never pass for a full run
+
+    @classmethod
+    def for_mode(cls, fast: bool = FAST, **overrides) -> "FinetuneSettings":
+        """Full-mode defaults, or FAST-mode sizes (a few steps on a handful of records, on the model you name)."""
+        if fast:
+            fast_sizes = dict(n_records=48, batch_size=4, epochs=1, max_steps=6, eval_every=3, eval_batches=2,
+                              train_last_n_blocks=2, warmup_steps=0, lr=1e-4, allowed_max_length=128,
+                              max_new_tokens=24, n_test_responses=4, patience=None)
+            overrides = {**fast_sizes, **overrides}
+        return cls(**{**overrides, "fast": fast})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def problems(self) -> list[str]:
+        """Settings that would make a run learn nothing or crash, each named by its command-line option."""
+        from helpers.data import PROMPT_STYLES
+
+        found = knob_problems(self.as_dict())
+        if self.style not in PROMPT_STYLES:
+            found.append(f"style={self.style!r} is not one of {sorted(PROMPT_STYLES)}")
+        return [f"{option_name(p.split('=')[0])} ({p})" for p in found]
+
+
+# The knobs train() reads; they enter the run's fingerprint (a checkpoint resumes only if they all match).
+TRAIN_KNOBS = ("epochs", "lr", "weight_decay", "warmup_steps", "cosine", "grad_clip", "grad_accum", "seed",
+               "eval_every", "eval_batches", "val_batches", "patience", "freeze_embeddings",
+               "train_last_n_blocks", "max_steps")
+
+
+def option_name(setting: str) -> str:
+    """The ``python -m helpers finetune`` option of a :class:`FinetuneSettings` field."""
+    return {"allowed_max_length": "--max-length", "cosine": "--no-cosine"}.get(setting, "--" + setting.replace("_", "-"))
+
+
+def with_overrides(settings: FinetuneSettings, overrides: dict) -> FinetuneSettings:
+    """``settings`` with the training knobs in ``overrides`` replaced; any other name is refused by name."""
+    known = {f.name for f in fields(FinetuneSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"train() got unknown setting(s) {unknown}; FinetuneSettings has: {sorted(known)}")
+    fixed = sorted(set(overrides) - set(TRAIN_KNOBS))
+    if fixed:
+        raise TypeError(f"train() cannot change {fixed}: they are fixed when the data and loaders are built "
+                        "(helpers.course.build_loaders). train() reads only: " + ", ".join(TRAIN_KNOBS))
+    return replace(settings, **overrides)
+
+
 # ---- the loop -------------------------------------------------------------------------------------
 
 
-def train(model, loaders, *, epochs=2, lr=5e-5, weight_decay=0.1, warmup_steps=0, cosine=False,
-          grad_clip=1.0, grad_accum=1, seed=123, eval_every=50, eval_batches=5, patience=None,
-          freeze_embeddings=False, train_last_n_blocks=None, checkpoint_dir=None, resume=False,
-          device=None, progress=True, live_plot=False, max_steps=None, on_step=None) -> "History":
+def train(model, loaders, settings: FinetuneSettings | None = None, *, checkpoint_dir=None, resume=False,
+          device=None, progress=True, live_plot=False, on_step=None, **overrides) -> "History":
     """Fine-tune ``model`` on ``loaders.train``, evaluating on ``loaders.val``; returns a :class:`History`.
 
+    The knobs come from ``settings`` (default ``FinetuneSettings()``, the full-mode course settings); a
+    keyword overrides one of them: ``train(model, loaders, SETTINGS, lr=1e-4, patience=None)``.
     ``patience``: stop after that many evaluations without a better validation loss; the best weights
     are restored at the end in every case. ``on_step(step, loss)`` is called after each optimizer step.
     With ``checkpoint_dir`` the folder is locked for the run (a second run there fails at once) and
     ``resume=True`` continues the checkpoint there only when it was made with the same data and settings.
     """
-    knobs = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, cosine=cosine,
-                 grad_clip=grad_clip, grad_accum=grad_accum, seed=seed, eval_every=eval_every,
-                 eval_batches=eval_batches, patience=patience, freeze_embeddings=freeze_embeddings,
-                 train_last_n_blocks=train_last_n_blocks, max_steps=max_steps)
+    settings = with_overrides(settings or FinetuneSettings(), overrides)
+    knobs = {name: getattr(settings, name) for name in TRAIN_KNOBS}
     problems = knob_problems(knobs) + [f"{name}: the split is empty" for name in ("train", "val")
                                        if len(getattr(loaders, name)) == 0]
     if problems:
@@ -71,8 +159,8 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=knobs["weight_decay"])
     steps_per_epoch = math.ceil(len(loaders.train) / grad_accum)
     total_steps = min(epochs * steps_per_epoch, max_steps or 10**12)
-    eval_batches = knobs["eval_batches"]
-    train_eval, val_eval = fixed_batches(loaders.train, eval_batches, seed), fixed_batches(loaders.val, eval_batches, seed)
+    train_eval = fixed_batches(loaders.train, knobs["eval_batches"], seed)  # a fixed sample: the train loss
+    val_eval = fixed_batches(loaders.val, knobs["val_batches"], seed)  # by default the whole validation split
     if not any(bool((t != IGNORE_INDEX).any()) for _, t in val_eval):
         raise ValueError("The validation batches hold no supervised token (every target is -100), so the "
                          "validation loss is undefined: raise allowed_max_length (--max-length) or check the data.")
@@ -90,6 +178,7 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
     if not run.rows:  # the losses before any training: the starting point of the curve
         record(run, model, train_eval, val_eval, device, lr=0.0, started=started, checkpoint_dir=checkpoint_dir, optimizer=optimizer, plot=plot)
     model.train()
+    step_tokens = 0  # supervised tokens of the batches since the last optimizer step
     for epoch in range(run.epoch, epochs):
         for batch_index, (inputs, targets) in epoch_batches(loaders.train, seed, epoch, skip=run.batch_index, run=run):
             inputs, targets = inputs.to(device), targets.to(device)
@@ -100,13 +189,19 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
                     f"Loss is {loss.item()} at step {run.step + 1} (epoch {epoch + 1}, batch {batch_index} of "
                     f"{len(loaders.train)}). Training stopped; the last good checkpoint stays in "
                     f"{checkpoint_dir or '(no checkpoint_dir given)'}. Try a lower lr or grad_clip.")
-            (loss / grad_accum).backward()
+            n_supervised = int((targets != IGNORE_INDEX).sum())
+            (loss * n_supervised).backward()  # the sum over this batch's tokens; divided by the step's count below
+            step_tokens += n_supervised
             run.tokens_seen += int(inputs.numel())
-            run.supervised_tokens += int((targets != IGNORE_INDEX).sum())
+            run.supervised_tokens += n_supervised
             run.batch_index, run.epoch = batch_index + 1, epoch
             last_in_epoch = batch_index + 1 == len(loaders.train)
             if (batch_index + 1) % grad_accum and not last_in_epoch:
                 continue  # gradient accumulation: step after every `grad_accum` batches
+            for p in trainable:  # mean over every token of the step: exactly one batch grad_accum times as large
+                if p.grad is not None:
+                    p.grad.div_(max(step_tokens, 1))
+            step_tokens = 0
             run.step += 1
             step_lr = learning_rate_at(run.step, total_steps, lr, knobs["warmup_steps"], knobs["cosine"])
             for group in optimizer.param_groups:
@@ -136,7 +231,7 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
     return finish(model, run, checkpoint_dir)
 
 
-AT_LEAST_ONE = {"epochs", "grad_accum", "eval_every", "eval_batches", "max_steps", "patience",
+AT_LEAST_ONE = {"epochs", "grad_accum", "eval_every", "eval_batches", "val_batches", "max_steps", "patience",
                 "train_last_n_blocks", "batch_size", "allowed_max_length", "max_new_tokens"}  # None = off/all
 NOT_NEGATIVE = {"weight_decay", "grad_clip", "warmup_steps"}
 
@@ -180,36 +275,75 @@ def full_logits_loss(model, inputs: torch.Tensor, targets: torch.Tensor) -> torc
 
 
 @torch.no_grad()
-def evaluate(model, batches, device=None) -> float:
-    """Mean loss per supervised token over ``batches`` (a list of (inputs, targets)); model left in eval mode."""
+def record_losses(model, batches, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per record (row of each batch): the summed loss of its supervised tokens, and how many there are.
+
+    Returns ``(sums, counts)``, float64 and int64 tensors on the CPU, one entry per record; the model is
+    left in the mode it was in. ``sums.sum() / counts.sum()`` is the loss per supervised token.
+    """
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    sums, counts = [torch.zeros(0, dtype=torch.float64)], [torch.zeros(0, dtype=torch.int64)]
     for inputs, targets in batches:
         inputs, targets = inputs.to(device), targets.to(device)
-        n = int((targets != IGNORE_INDEX).sum())
-        if n == 0:
-            continue
+        supervised = targets != IGNORE_INDEX  # (B, T)
         with autocast(device):
-            total += supervised_loss(model, inputs, targets).item() * n
-        count += n
+            logits = model.head(model.body(inputs)[supervised])  # (N_supervised, vocab_size)
+        losses = F.cross_entropy(logits.float(), targets[supervised], reduction="none")  # (N_supervised,)
+        rows = supervised.nonzero()[:, 0]  # the record each supervised token belongs to
+        per_record = torch.zeros(len(inputs), dtype=torch.float64, device=device).index_add_(0, rows, losses.double())
+        sums.append(per_record.cpu())
+        counts.append(supervised.sum(dim=1).cpu())
     model.train(was_training)
-    return total / max(count, 1) if count else float("nan")
+    return torch.cat(sums), torch.cat(counts)
+
+
+def evaluate(model, batches, device=None) -> float:
+    """Mean loss per supervised token over ``batches`` (a list of (inputs, targets)); NaN when there is none."""
+    sums, counts = record_losses(model, batches, device)
+    return float(sums.sum() / counts.sum()) if counts.sum() > 0 else float("nan")
+
+
+def bootstrap_se(sums: torch.Tensor, counts: torch.Tensor, n_resamples: int = 1000, seed: int = 0) -> float:
+    """Standard error of the loss per token ``sum(sums) / sum(counts)`` over records, by the bootstrap.
+
+    Draw as many records as there are, with replacement, ``n_resamples`` times; the spread of the loss
+    of those resamples is how much the number would move on another validation set of this size. Records
+    without supervised tokens are left out. Uses its own generator: the training random state never moves.
+    """
+    keep = counts > 0
+    sums, counts = sums[keep].double(), counts[keep].double()
+    if len(sums) < 2:
+        return float("nan")
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(sums), (n_resamples, len(sums)), generator=generator)  # (n_resamples, n_records)
+    return (sums[picks].sum(dim=1) / counts[picks].sum(dim=1)).std().item()
 
 
 def fixed_batches(loader, n: int | None, seed: int = 123) -> list:
-    """The first ``n`` batches of ``loader`` in an order fixed by ``seed`` (all when n is None).
+    """The first ``n`` batches of ``loader`` in epoch 0's order for ``seed`` (all when n is None).
 
-    Drawn inside ``torch.random.fork_rng`` so evaluating never moves the training random state.
+    The same batches whatever passes over the loader came before (a sampler counting its epochs, such
+    as ``LengthGroupedSampler``, is put back where it was), drawn inside ``torch.random.fork_rng`` so
+    evaluating never moves the training random state.
     """
+    parts = [obj for obj in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None))
+             if obj is not None]
+    epochs = [(obj, obj.epoch) for obj in parts if isinstance(getattr(obj, "epoch", None), int)]
+    generators = [(g, g.get_state()) for g in (getattr(obj, "generator", None) for obj in parts)
+                  if isinstance(g, torch.Generator)]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        seed_epoch_order(loader, seed, 0)
         out = []
         for batch in loader:
             if n is not None and len(out) >= n:
                 break
             out.append(batch)
+    for obj, epoch in epochs:
+        obj.epoch = epoch
+    for generator, state in generators:
+        generator.set_state(state)
     return out
 
 
@@ -354,12 +488,19 @@ class RunState:
 
 
 def record(run, model, train_eval, val_eval, device, lr, started, checkpoint_dir, optimizer, plot) -> None:
-    """Evaluate, append a history row, keep the best weights, write a checkpoint, update the live plot."""
-    train_loss, val_loss = evaluate(model, train_eval, device), evaluate(model, val_eval, device)
+    """Evaluate, append a history row, keep the best weights, write a checkpoint, update the live plot.
+
+    ``val_loss_se`` is the bootstrap standard error of ``val_loss`` over the validation records: a rise
+    of the validation loss much smaller than it may be noise of this validation set, not overfitting.
+    """
+    train_loss = evaluate(model, train_eval, device)
+    sums, counts = record_losses(model, val_eval, device)
+    val_loss = float(sums.sum() / counts.sum())
     run.seconds = time.perf_counter() - started
     run.rows.append({"step": run.step, "epoch": round(run.step / run.steps_per_epoch, 4),
                      "tokens_seen": run.tokens_seen, "supervised_tokens": run.supervised_tokens,
-                     "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "seconds": round(run.seconds, 2)})
+                     "train_loss": train_loss, "val_loss": val_loss, "val_loss_se": bootstrap_se(sums, counts),
+                     "lr": lr, "seconds": round(run.seconds, 2)})
     if val_loss < run.best_val_loss:
         run.best_val_loss, run.best_step, run.evals_since_best = val_loss, run.step, 0
         run.best_weights = {k: v.detach().clone() for k, v in ckpt.trainable_state(model).items()}
@@ -498,8 +639,10 @@ class History:
     def summary(self) -> str:
         first, last = self.rows[0], self.final
         overfit = self.overfit_epoch
+        best_se = next((r.get("val_loss_se") for r in self.rows if r["step"] == self.best_step), None)
+        noise = f" (± {best_se:.3f} standard error over validation records)" if best_se is not None else ""
         return (f"{last['step']} steps, {last['epoch']:.2f} epochs, {last['tokens_seen']:,} tokens, {last['seconds']:.0f} s. "
-                f"val loss {first['val_loss']:.3f} -> best {self.best_val_loss:.3f} at epoch {self.best_epoch:.2f} "
+                f"val loss {first['val_loss']:.3f} -> best {self.best_val_loss:.3f}{noise} at epoch {self.best_epoch:.2f} "
                 f"(step {self.best_step}); final train {last['train_loss']:.3f}, val {last['val_loss']:.3f}. "
                 + (f"Overfitting starts after epoch {overfit:.2f}. " if overfit is not None else "No overfitting seen. ")
                 + ("Stopped early." if self.stopped_early else ""))

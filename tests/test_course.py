@@ -18,7 +18,7 @@ def test_cli_help_explains_every_option():
     out = subprocess.run([sys.executable, "-m", "helpers", "finetune", "--help"], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=120, check=True).stdout
     for option in ("--model", "--data", "--epochs", "--mask-instructions", "--no-mask-instructions", "--lr",
-                   "--patience", "--freeze-embeddings", "--train-last-n-blocks", "--grad-accum", "--out"):
+                   "--patience", "--freeze-embeddings", "--train-last-n-blocks", "--grad-accum", "--val-batches", "--out"):
         assert option in out
     parser = __import__("helpers.__main__", fromlist=["build_parser"]).build_parser()
     finetune_parser = parser._subparsers._group_actions[0].choices["finetune"]

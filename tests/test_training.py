@@ -14,9 +14,12 @@ from helpers.config import set_seed
 from helpers.models import TINY_GPT_CONFIG, GPTModel
 from helpers.tokenizers import get_tokenizer
 from helpers import training
-from helpers.training import NonFiniteLossError, History, supervised_loss, full_logits_loss, train
+from helpers.training import FinetuneSettings, NonFiniteLossError, History, supervised_loss, full_logits_loss, train
 
 TOKENIZER = get_tokenizer("gpt2")
+# The plain loop of these tests: constant lr, no warmup, every parameter trained, no early stopping.
+PLAIN = FinetuneSettings(model="tiny-gpt", warmup_steps=0, cosine=False, patience=None, freeze_embeddings=False,
+                         eval_every=50)
 
 RECORDS = [
     ("Give the plural of cat.", "cats"), ("Give the plural of dog.", "dogs"),
@@ -77,7 +80,7 @@ def test_initial_loss_of_random_model_is_about_ln_vocab():
 
 def test_loss_falls_and_history_rows(tmp_path):
     model = tiny_model()
-    history = train(model, make_loaders(), epochs=4, lr=3e-3, eval_every=2, eval_batches=None, progress=False)
+    history = train(model, make_loaders(), PLAIN, epochs=4, lr=3e-3, eval_every=2, eval_batches=None, progress=False)
     assert set(history.rows[0]) >= {"step", "epoch", "tokens_seen", "train_loss", "val_loss", "lr", "seconds"}
     assert history.rows[0]["step"] == 0 and history.rows[-1]["epoch"] == 4
     assert history.rows[-1]["train_loss"] < history.rows[0]["train_loss"] - 2.0
@@ -88,7 +91,7 @@ def test_loss_falls_and_history_rows(tmp_path):
 def test_freezing_embeddings_and_early_blocks():
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train(model, make_loaders(), epochs=1, lr=1e-3, eval_every=100, eval_batches=1, progress=False,
+    train(model, make_loaders(), PLAIN, epochs=1, lr=1e-3, eval_every=100, eval_batches=1, progress=False,
           freeze_embeddings=True, train_last_n_blocks=1)
     after = model.state_dict()
     for name in ("tok_emb.weight", "pos_emb.weight", "out_head.weight", "blocks.0.att.qkv.weight"):
@@ -101,7 +104,7 @@ def test_early_stopping_restores_best_weights(tmp_path):
     swapped = [(q, RECORDS[(i + 1) % len(RECORDS)][1]) for i, (q, _) in enumerate(RECORDS)]
     loaders = make_loaders(train_records=RECORDS, val_records=swapped)
     model = tiny_model()
-    history = train(model, loaders, epochs=30, lr=3e-3, eval_every=3, eval_batches=None, patience=2,
+    history = train(model, loaders, PLAIN, epochs=30, lr=3e-3, eval_every=3, eval_batches=None, patience=2,
                     checkpoint_dir=tmp_path, progress=False)
     assert history.stopped_early
     assert history.rows[-1]["step"] < 30 * len(loaders.train)
@@ -120,7 +123,7 @@ def _run(tmp_path, interrupt_at=None, resume=False, grad_accum=1, batch_size=2):
         if interrupt_at is not None and step == interrupt_at:
             raise KeyboardInterrupt(f"simulated crash at step {step}")
 
-    history = train(model, make_loaders(batch_size=batch_size), epochs=3, lr=2e-3, eval_every=2, eval_batches=2,
+    history = train(model, make_loaders(batch_size=batch_size), PLAIN, epochs=3, lr=2e-3, eval_every=2, eval_batches=2,
                     cosine=True, warmup_steps=2, grad_accum=grad_accum, checkpoint_dir=tmp_path,
                     resume=resume, progress=False, on_step=on_step)
     return model, history
@@ -158,7 +161,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
                 model.final_norm.weight.fill_(float("nan"))
 
     with pytest.raises(NonFiniteLossError, match=r"step 5 \(epoch 2, batch 0 of 4\)"):
-        train(model, make_loaders(), epochs=3, lr=1e-3, eval_every=2, eval_batches=1,
+        train(model, make_loaders(), PLAIN, epochs=3, lr=1e-3, eval_every=2, eval_batches=1,
               checkpoint_dir=tmp_path, progress=False, on_step=poison)
     pointer = json.loads((tmp_path / "latest.json").read_text())
     assert pointer["step"] == 4
@@ -189,9 +192,88 @@ def test_checkpoint_of_another_run_is_refused_not_resumed(tmp_path):
     _run(tmp_path)
     saved = (tmp_path / "latest.json").read_text()
     with pytest.raises(training.CheckpointMismatch, match=r"Not resuming.*epochs: saved 3, now 1.*--restart"):
-        train(tiny_model(), make_loaders(), epochs=1, lr=1e-3, eval_every=2, eval_batches=1,
+        train(tiny_model(), make_loaders(), PLAIN, epochs=1, lr=1e-3, eval_every=2, eval_batches=1,
               checkpoint_dir=tmp_path, resume=True, progress=False)
     assert (tmp_path / "latest.json").read_text() == saved  # nothing of the first run was touched
-    history = train(tiny_model(), make_loaders(), epochs=1, lr=1e-3, eval_every=2, eval_batches=1,
+    history = train(tiny_model(), make_loaders(), PLAIN, epochs=1, lr=1e-3, eval_every=2, eval_batches=1,
                     checkpoint_dir=tmp_path, resume=False, progress=False)  # starting over is explicit
     assert history.rows[-1]["epoch"] == 1
+
+
+def test_train_reads_one_settings_object_and_refuses_other_names():
+    loaders = make_loaders()
+    a = train(tiny_model(), loaders, PLAIN, epochs=1, lr=1e-3, eval_every=2, progress=False)
+    settings = FinetuneSettings(**{**PLAIN.as_dict(), "epochs": 1, "lr": 1e-3, "eval_every": 2})
+    b = train(tiny_model(), loaders, settings, progress=False)  # the same run, all in the object
+    assert [r["val_loss"] for r in a.rows] == [r["val_loss"] for r in b.rows]
+    with pytest.raises(TypeError, match=r"cannot change \['mask_instructions'\].*build_loaders"):
+        train(tiny_model(), loaders, PLAIN, mask_instructions=False)  # would silently do nothing
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) \['learning_rate'\]"):
+        train(tiny_model(), loaders, PLAIN, learning_rate=1e-3)
+    assert FinetuneSettings().val_batches is None  # early stopping watches the whole validation split
+
+
+def test_validation_loss_covers_the_whole_split_with_its_noise():
+    loaders = make_loaders(val_records=RECORDS[4:], batch_size=2)  # 8 validation records in 4 batches
+    model = tiny_model()
+    expected = training.evaluate(model, list(loaders.val))
+    history = train(model, loaders, PLAIN, epochs=1, lr=1e-3, eval_every=2, eval_batches=1, progress=False)
+    first = history.rows[0]  # before any step: the untouched model on every validation record
+    assert first["val_loss"] == pytest.approx(expected, abs=1e-6)
+    assert first["val_loss"] != pytest.approx(training.evaluate(model, list(loaders.val)[:1]), abs=1e-3)
+    assert all(r["val_loss_se"] > 0 for r in history.rows)
+    assert "standard error" in history.summary()
+
+
+def test_record_losses_split_the_batch_loss_by_record():
+    model = tiny_model()
+    inputs, targets = collate(RECORDS[:4])
+    sums, counts = training.record_losses(model, [(inputs, targets)])
+    assert counts.tolist() == (targets != -100).sum(dim=1).tolist()
+    assert float(sums.sum() / counts.sum()) == pytest.approx(supervised_loss(model, inputs, targets).item(), abs=1e-5)
+    for i in range(4):  # each record's sum is its own mean loss times its token count
+        own = supervised_loss(model, inputs[i:i + 1], targets[i:i + 1]).item()
+        assert sums[i].item() == pytest.approx(own * counts[i].item(), rel=1e-4)
+
+
+def test_bootstrap_se_matches_the_formula_and_leaves_the_random_state_alone():
+    torch.manual_seed(0)
+    losses = torch.rand(400, dtype=torch.float64) * 4  # one token per record: the loss is a plain mean
+    state = torch.get_rng_state()
+    se = training.bootstrap_se(losses, torch.ones(400, dtype=torch.int64), n_resamples=2000)
+    assert torch.equal(state, torch.get_rng_state())
+    assert se == pytest.approx(losses.std(unbiased=False).item() / math.sqrt(400), rel=0.1)
+    assert math.isnan(training.bootstrap_se(losses[:1], torch.ones(1, dtype=torch.int64)))  # one record: no spread
+
+
+def test_gradient_accumulation_equals_one_larger_batch():
+    """Batches of one record, two per step, must give the weights of batches of two: a mean over *tokens*."""
+    def weights(batch_size, grad_accum):
+        model = tiny_model()
+        loaders = make_loaders(batch_size=batch_size, shuffle=False)  # the same records in the same order
+        train(model, loaders, PLAIN, epochs=1, lr=3e-3, grad_accum=grad_accum, eval_every=100, progress=False)
+        return model.state_dict()
+
+    inputs, targets = collate(RECORDS[:8])
+    per_record = (targets != -100).sum(dim=1).view(4, 2)
+    assert (per_record[:, 0] != per_record[:, 1]).any()  # some pair differs in length: loss / 2 would be wrong
+    large, accumulated = weights(2, 1), weights(1, 2)
+    # AdamW's first steps move every weight by about lr (3e-3) whatever the gradient's size, so rounding
+    # (batches of other shapes) shows up as ~3e-5; averaging per batch (loss / grad_accum) gives ~1e-2.
+    for name in large:
+        assert torch.allclose(large[name], accumulated[name], atol=5e-4), name
+
+
+def test_evaluation_batches_do_not_depend_on_earlier_passes_over_the_loader():
+    from helpers.batching import make_loaders as course_loaders
+    from helpers.data import load_course_data
+
+    records = load_course_data()[:40]
+    loaders = course_loaders((records[:32], records[32:36], records[36:]), TOKENIZER, batch_size=4)
+    first = training.fixed_batches(loaders.train, 3)
+    for _ in loaders.train:  # a pass over the data (the sampler counts its epochs) ...
+        pass
+    epoch = loaders.train.batch_sampler.epoch
+    again = training.fixed_batches(loaders.train, 3)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again))  # ... does not change the sample
+    assert loaders.train.batch_sampler.epoch == epoch  # and drawing it does not move the training order
