@@ -131,26 +131,44 @@ def folder_lock(folder: Path, what: str = "a fine-tuning run"):
             _HELD_LOCKS[folder][1] -= 1
         return
     folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / ".lock", "a+")
     try:
-        lock_file(handle)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
+        handle = take_lock(folder / ".lock", f"PID {os.getpid()}, {what}")
+    except LockHeld as held:
         raise FolderLocked(
-            f"{folder} is in use by another process ({holder}). Wait for it to finish, stop it, or write "
+            f"{folder} is in use by another process ({held.holder}). Wait for it to finish, stop it, or write "
             f"elsewhere (--out another folder).") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"PID {os.getpid()}, {what}")
-    handle.flush()
     _HELD_LOCKS[folder] = [handle, 1]
     try:
         yield folder
     finally:
         del _HELD_LOCKS[folder]
         handle.close()  # closing the file releases the lock
+
+
+class LockHeld(OSError):
+    """Another process holds the lock; ``holder`` is what it wrote into the lock file."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+def take_lock(lock_path: Path, label: str):
+    """Lock ``lock_path`` (created if missing) and write ``label`` into it; returns the open file, whose
+    closing releases the lock. Raises :class:`LockHeld` with the holder's label when it is taken."""
+    handle = open(lock_path, "a+")
+    try:
+        lock_file(handle)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise LockHeld(holder) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(label)
+    handle.flush()
+    return handle
 
 
 def lock_file(handle) -> None:

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from helpers.checkpoints import lock_file
+from helpers.checkpoints import LockHeld, take_lock
 from helpers.config import run_path
 
 RESPONSE_FIELDS = ("instruction", "input", "output", "response", "model_name", "prompt_style", "generation")
@@ -201,22 +201,13 @@ class ReviewFileLocked(RuntimeError):
 
 def _lock_or_refuse(lock_path: Path, path: Path):
     """An exclusive OS lock on ``lock_path`` (the open file; closing it releases the lock), holding our PID."""
-    handle = open(lock_path, "a+")
     try:
-        lock_file(handle)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "an unknown PID"
-        handle.close()
+        return take_lock(lock_path, f"PID {os.getpid()}")
+    except LockHeld as held:
         raise ReviewFileLocked(
-            f"{path} is open in another ReviewSession ({holder}); two sessions on one file would overwrite "
+            f"{path} is open in another ReviewSession ({held.holder}); two sessions on one file would overwrite "
             "each other's reviews. Close that one (session.close(), or stop its kernel) or review into "
             "another file.") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"PID {os.getpid()}")
-    handle.flush()
-    return handle
 
 
 _SESSIONS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # lock file -> the session holding it
