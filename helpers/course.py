@@ -375,6 +375,14 @@ def _evaluation_lines(run_dir: Path) -> list[str]:
             exact = pct(ref["exact_match"], ref["ci95"]) if ref else "–"
             f1 = f"{ref['mean_f1']:.3f}" if ref else "–"
             lines.append(f"| {name} | {exact} | {f1} | {mean['mean']:.1f} [{mean['ci95'][0]:.1f}, {mean['ci95'][1]:.1f}] | {mean['n']} |")
+        if info.get("by_family_kind"):  # in-family (template siblings in training) vs held-out families
+            lines += ["", "| model · test records | exact match | word-overlap F1 | judge mean (0–100) | n |",
+                      "|---|---|---:|---|---:|"]
+            for name, row in info["by_family_kind"].items():
+                judge_mean = (f"{row['judge_mean']:.1f} [{row['judge_ci95'][0]:.1f}, {row['judge_ci95'][1]:.1f}]"
+                              if "judge_mean" in row else "–")
+                lines.append(f"| {name} | {pct(row['exact_match'], row['exact_ci95'])} | {row['mean_f1']:.3f} "
+                             f"| {judge_mean} | {row['n']} |")
         cal, direct, scores = info.get("calibration", {}), info.get("pairwise_direct", {}), info.get("pairwise_from_scores", {})
         lines += ["", f"- judge {info.get('judge')}, prompt {info.get('prompt')}; {info.get('parse_failures')} unparsable",
                   f"- calibration: {cal.get('pairs_ordered', 0):.0%} of pairs ordered right, "

@@ -113,7 +113,11 @@ def test_summary_reports_the_evaluations_the_notebooks_saved(tmp_path):
               "reference": {"base": {"exact_match": 0.0, "ci95": [0.0, 0.025], "mean_f1": 0.1, "n": 150},
                             "fine-tuned": {"exact_match": 0.5, "ci95": [0.42, 0.58], "mean_f1": 0.8, "n": 150}},
               "pairwise_direct": {"win_rate_fine_tuned": 0.6, "ci95": [0.55, 0.65]},
-              "pairwise_from_scores": {"win_rate_fine_tuned": 0.9, "ci95": [0.85, 0.95]}}
+              "pairwise_from_scores": {"win_rate_fine_tuned": 0.9, "ci95": [0.85, 0.95]},
+              "by_family_kind": {"fine-tuned · out-of-family": {"n": 40, "exact_match": 0.1, "exact_ci95": [0.04, 0.23],
+                                                                "mean_f1": 0.3, "judge_mean": 33.3, "judge_ci95": [25.0, 41.2]},
+                                 "base · out-of-family": {"n": 40, "exact_match": 0.0, "exact_ci95": [0.0, 0.09],
+                                                          "mean_f1": 0.1}}}
     (tmp_path / "judge_summary.json").write_text(json.dumps(judged))
     rows = [{"model": m, "scoring": "letter", "k_shot": 0, "subject": "s", "source": f"q{i}", "answer": 0,
              "predicted": 0 if i < right else 1, "correct": i < right, "n_choices": 4, "scores": "[]"}
@@ -123,6 +127,8 @@ def test_summary_reports_the_evaluations_the_notebooks_saved(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "06_mmlu_results.csv", index=False)
     text = course.write_summary(tmp_path, {"stages": {}, "finished": True}).read_text()
     assert "| fine-tuned | 50.0 % [42.0, 58.0] | 0.800 | 70.0 [65.0, 75.0] | 150 |" in text
+    assert "| fine-tuned · out-of-family | 10.0 % [4.0, 23.0] | 0.300 | 33.3 [25.0, 41.2] | 40 |" in text
+    assert "| base · out-of-family | 0.0 % [0.0, 9.0] | 0.100 | – | 40 |" in text
     assert "judged in both orders 60.0 % [55.0, 65.0]" in text and "97% of pairs" in text
     assert "| base | letter | 0 | 25.0 % [" in text and "| fine-tuned | letter | 0 | 50.0 % [" in text
     assert "HumanEval" not in text  # nothing saved, nothing claimed
