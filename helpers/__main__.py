@@ -1,9 +1,10 @@
-"""Command line: ``python -m helpers finetune ...`` and ``python -m helpers course ...`` (see --help)."""
+"""Command line: ``python -m helpers finetune | course | export ...`` (see --help)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _none_or_int(text: str):
@@ -97,7 +98,38 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run nothing: copy the executed notebooks and summary.md of the latest finished full "
                          "run (or --run-dir) into docs/, widgets made static, stamped with the git commit")
     co.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell; leave out for no limit")
+    ex = sub.add_parser(
+        "export", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="export the fine-tuned model: transformers folder, GGUF files, Ollama Modelfile (notebook 07)",
+        description="Writes the fine-tuned model of a course run as a Hugging Face transformers folder and as "
+                    "GGUF files (llama.cpp, Ollama), each with the prompt style's chat template, plus an Ollama "
+                    "Modelfile; --check N proves on N test records that every GGUF answers with PyTorch's tokens.")
+    ex.add_argument("--model", default="gemma-3-270m", help="registry name of the fine-tuned model")
+    ex.add_argument("--finetuned", default=None,
+                    help="folder with <model>.safetensors and <model>.json (default: the latest full course run's)")
+    ex.add_argument("--out", default=None, help="output folder (default: <run>/export)")
+    ex.add_argument("--format", action="append", dest="formats", default=None,
+                    choices=["transformers", "gguf-f32", "gguf-f16", "gguf-q8_0"],
+                    help="repeatable; default: all four")
+    ex.add_argument("--check", type=int, default=0, metavar="N", help="compare answers on N test records")
     return parser
+
+
+def _export(args) -> int:
+    from helpers.course import latest_run
+    from helpers.export import EXPORT_FORMATS, export_finetuned
+
+    finetuned = args.finetuned
+    if finetuned is None:
+        run = latest_run(fast=False)
+        if run is None:
+            print("error: no full course run in runs/: run `make course` (or notebook 04), or pass --finetuned "
+                  "FOLDER", file=sys.stderr)
+            return 2
+        finetuned = run / "finetuned"
+    out = args.out or (Path(finetuned).parent / "export")
+    export_finetuned(args.model, finetuned, out, formats=args.formats or EXPORT_FORMATS, check=args.check)
+    return 0
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
@@ -105,10 +137,11 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from helpers.checkpoints import CheckpointDamaged, FolderLocked
     from helpers.course import SettingsError
     from helpers.data import DataFileMissing, RecordError
+    from helpers.export import NothingToExport
     from helpers.training import CheckpointMismatch, NonFiniteLossError
 
     return (SettingsError, RecordError, DataFileMissing, CheckpointMismatch, CheckpointDamaged, FolderLocked,
-            NonFiniteLossError)
+            NonFiniteLossError, NothingToExport)
 
 
 def main(argv=None) -> int:
@@ -130,6 +163,8 @@ def _main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "export":
+        return _export(args)
     if args.command == "course":
         from helpers.course import run_course
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -141,11 +141,13 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 class _Row:
     """Book-keeping for one prompt while it generates."""
 
-    def __init__(self, index: int, tokenizer, stops: Sequence[str], stream: bool):
+    def __init__(self, index: int, tokenizer, stops: Sequence[str], stream):
         self.index = index
         self.tokenizer = tokenizer
         self.stops = stops
-        self.stream = stream
+        self.stream = bool(stream)
+        self.to_stdout = stream is True  # else a function that receives each new piece of text
+        self.write = sys.stdout.write if stream is True else stream
         self.ids: list[int] = []
         self.text = ""
         self.printed = 0
@@ -180,15 +182,16 @@ class _Row:
             while end > self.printed and self.text[end - 1] == "\ufffd":
                 end -= 1
         if end > self.printed:
-            sys.stdout.write(self.text[self.printed : end])
-            sys.stdout.flush()
+            self.write(self.text[self.printed : end])
+            if self.to_stdout:
+                sys.stdout.flush()
             self.printed = end
 
     def finish(self) -> tuple[str, list[int]]:
         if not self.stops and not self.stream:
             self.text = self.tokenizer.decode(self.ids)
         self._flush(final=True)
-        if self.stream:
+        if self.to_stdout:
             sys.stdout.write("\n")
             sys.stdout.flush()
         return self.text, self.ids
@@ -294,7 +297,7 @@ def generate(
     stop: str | Sequence[str] | None = None,
     batch_size: int = 16,
     device: torch.device | str | None = None,
-    stream: bool = False,
+    stream: bool | Callable[[str], None] = False,
     return_ids: bool = False,
 ):
     """Continue each prompt and return only the new text, in the order of ``prompts``.
@@ -305,7 +308,8 @@ def generate(
       ``stop`` strings in its new text (the text is cut just before it), else after ``max_new_tokens``.
     - Prompts too long for ``context_length - max_new_tokens`` are cut from the left, with a warning.
     - ``batch_size`` prompts of similar length run together; ``stream=True`` generates one prompt at a time
-      and prints its tokens as they arrive (for notebooks).
+      and prints its tokens as they arrive (for notebooks); ``stream=f`` calls ``f(text)`` with each new
+      piece instead (a chat box).
     - ``device``: where to run (the model is moved there); default: where the model's weights are.
     - ``return_ids=True`` returns ``(texts, ids)``, where ``ids[i]`` are the new token ids of prompt i
       (without the end-of-text token; up to and including the token that completed a stop string).

@@ -7,7 +7,8 @@ concatenated in order into ``cache_dir("judge")`` and checked against a pinned s
 
 Chat completions come from llama-cpp-python's ``Llama.create_chat_completion`` (the GGUF's chat template,
 stop tokens, the OpenAI response and usage) in a child process bound to 127.0.0.1 that answers
-``POST /v1/chat/completions`` (no streaming), ``GET /v1/models`` and ``GET /health``. Start it from Python::
+``POST /v1/chat/completions`` (no streaming), ``POST /v1/completions`` (a raw prompt, for any GGUF served with
+:func:`helpers.export_gguf.gguf_server`), ``GET /v1/models`` and ``GET /health``. Start it from Python::
 
     with EmbeddedJudgeServer() as server:       # free port, waits until the model is loaded
         print(server.base_url)                   # http://127.0.0.1:<port>/v1
@@ -200,6 +201,9 @@ def load_judge_llama(model_path: str | Path, *, n_ctx: int = 4096, n_threads: in
 # The OpenAI request fields handed to create_chat_completion; others (model, n, user…) are ignored.
 CHAT_FIELDS = ("messages", "max_tokens", "temperature", "top_p", "stop", "seed", "logprobs", "top_logprobs",
                "presence_penalty", "frequency_penalty", "response_format")
+# ... and those handed to create_completion for POST /v1/completions (a raw prompt; other GGUFs, notebook 07).
+COMPLETION_FIELDS = ("prompt", "max_tokens", "temperature", "top_p", "stop", "seed", "presence_penalty",
+                     "frequency_penalty")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -229,15 +233,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, f"no route GET {self.path}")
 
     def do_POST(self):
-        if self.path.rstrip("/") != "/v1/chat/completions":
-            return self._send(404, f"no route POST {self.path}; this server offers /v1/chat/completions")
+        route = self.path.rstrip("/")
+        if route not in ("/v1/chat/completions", "/v1/completions"):
+            return self._send(404, f"no route POST {self.path}; this server offers /v1/chat/completions "
+                                   "and /v1/completions")
         try:
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             if request.get("stream"):
                 raise ValueError("this server does not stream; send stream=false")
             request.setdefault("max_tokens", request.get("max_completion_tokens"))
-            kwargs = {k: request[k] for k in CHAT_FIELDS if request.get(k) is not None}
-            reply = self.server.llm.create_chat_completion(model=self.server.model_name, **kwargs)
+            llm = self.server.llm
+            if route == "/v1/completions":
+                if "prompt" not in request:
+                    raise KeyError("prompt")
+                kwargs = {k: request[k] for k in COMPLETION_FIELDS if request.get(k) is not None}
+                with llm.lock:  # one llama context: one request at a time
+                    reply = llm.create_completion(model=self.server.model_name, **kwargs)
+            else:
+                kwargs = {k: request[k] for k in CHAT_FIELDS if request.get(k) is not None}
+                reply = llm.create_chat_completion(model=self.server.model_name, **kwargs)
         except (KeyError, ValueError, TypeError) as exc:
             return self._send(400, f"bad request: {type(exc).__name__}: {exc}")
         except Exception as exc:  # report instead of dropping the connection
@@ -300,8 +314,9 @@ class EmbeddedJudgeServer:
     """
 
     def __init__(self, model_path: str | Path | None = None, *, port: int | None = None, n_ctx: int = 4096,
-                 n_threads: int | None = None, startup_timeout: float = 300.0):
+                 n_threads: int | None = None, startup_timeout: float = 300.0, model_name: str | None = None):
         self.model_path = Path(model_path) if model_path else None
+        self.served_name = model_name  # what /v1/models and every reply call the model (default: the judge)
         self.host, self.port, self.n_ctx, self.n_threads = "127.0.0.1", port, n_ctx, n_threads
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
@@ -314,12 +329,13 @@ class EmbeddedJudgeServer:
 
     @property
     def model_name(self) -> str:
-        return JUDGE_MODEL_NAME
+        return self.served_name or JUDGE_MODEL_NAME
 
     def command(self, model_path: Path) -> list[str]:
         """The child's command line; it exits when this process does."""
         cmd = [sys.executable, "-m", "helpers.judge_server", "--host", self.host, "--port", str(self.port),
-               "--model", str(model_path), "--n-ctx", str(self.n_ctx), "--watch-parent", str(os.getpid())]
+               "--model", str(model_path), "--n-ctx", str(self.n_ctx), "--watch-parent", str(os.getpid()),
+               "--model-name", self.model_name]
         return cmd + (["--n-threads", str(self.n_threads)] if self.n_threads else [])
 
     def start(self) -> "EmbeddedJudgeServer":
@@ -387,12 +403,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="GGUF file (default: the assembled embedded judge)")
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--n-threads", type=int, default=None)
+    parser.add_argument("--model-name", default=JUDGE_MODEL_NAME, help="the name replies give the model")
     parser.add_argument("--watch-parent", type=int, nargs="?", const=0, default=None, metavar="PID",
                         help="exit when process PID (default: the one that started this) exits")
     args = parser.parse_args(argv)
     try:
         serve(args.model, host=args.host, port=args.port, n_ctx=args.n_ctx, n_threads=args.n_threads,
-              watch_parent=args.watch_parent)
+              model_name=args.model_name, watch_parent=args.watch_parent)
     except JudgeModelMissing as exc:
         sys.exit(f"judge server: {exc}")
 

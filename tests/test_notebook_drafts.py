@@ -391,3 +391,25 @@ def test_notebook_03_generate_simple_stops_at_end_of_text(generate_simple):
     stopped = generate_simple(model, ends, prompt, max_new_tokens=6)
     _, (expected,) = generate(model, ends, [prompt], max_new_tokens=6, return_ids=True)
     assert stopped == free[: free.index(free[3])] == expected
+
+
+# ------------------------------------------------------------------------------------------------ 07
+
+
+CONVERSATIONS = [
+    [],
+    [{"role": "user", "content": "Give me a synonym of 'happy'."},
+     {"role": "assistant", "content": "A synonym of 'happy' is 'joyful'."}],
+    [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello!"},
+     {"role": "user", "content": "Spell cat."}, {"role": "assistant", "content": "C-A-T."}],
+]
+
+
+@pytest.mark.parametrize("style", ["alpaca", "phi3"])
+@pytest.mark.parametrize("history", CONVERSATIONS, ids=["one turn", "two turns", "three turns"])
+def test_notebook_07_build_prompt_equals_conversation_prompt(style, history):
+    from helpers.chat import conversation_prompt
+
+    build_prompt = notebook_definitions_and_imports(NOTEBOOKS / "07_chat-and-export.ipynb",
+                                                    ["build_prompt"])["build_prompt"]
+    assert build_prompt("And an antonym?", history, style) == conversation_prompt("And an antonym?", history, style)
