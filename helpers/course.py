@@ -317,7 +317,7 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
             print(f"[{key}] {path.stem}: running ...", flush=True)
             ran = True
             nb = nbformat.read(path, as_version=4)
-            client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
                                     resources={"metadata": {"path": str(path.parent)}})
             start = time.perf_counter()
             error = None
@@ -543,6 +543,27 @@ def static_widgets(nb) -> int:
     return changed
 
 
+def coalesce_streams(nb) -> int:
+    """Join each run of stdout (stderr) pieces of a cell into one output; returns how many pieces went.
+
+    A streamed answer arrives as one output per token; HTML shows each in its own block, one per line.
+    """
+    merged = 0
+    for cell in nb.cells:
+        outputs = []
+        for output in cell.get("outputs", []):
+            last = outputs[-1] if outputs else None
+            if (output.get("output_type") == "stream" and last is not None and last.get("output_type") == "stream"
+                    and last.get("name") == output.get("name")):
+                last["text"] += output["text"]
+                merged += 1
+            else:
+                outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
+    return merged
+
+
 def relink(nb, published: set[str], sources: str = "../../notebooks") -> int:
     """Point relative markdown links and images that leave ``docs/notebooks/`` (solutions, figures, data) at
     the sources, so they still open from docs/; links to ``published`` notebooks stay. Returns how many."""
@@ -607,6 +628,7 @@ def publish(run_dir=None, docs_dir: Path = DOCS_DIR, sources_dir: Path = NOTEBOO
     widgets = 0
     for name, nb in executed.items():
         widgets += static_widgets(nb)
+        coalesce_streams(nb)
         relink(nb, set(executed))
         nbformat.write(nb, out / name)
     summary = run_dir / "summary.md"

@@ -193,3 +193,19 @@ def test_cli_publish_refuses_a_fast_run_with_a_message(finished_run, tmp_path, c
     fast = _copy_run(finished_run[0], tmp_path / "20990101-000003-fast", fast=True)
     assert main(["course", "--publish", "--run-dir", str(fast)]) == 2
     assert "FAST run" in capsys.readouterr().err
+
+
+def test_coalesce_streams_joins_a_streamed_answer_into_one_output():
+    import nbformat
+
+    from helpers.course import coalesce_streams
+
+    cell = nbformat.v4.new_code_cell("chat(..., stream=True)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in ["The", " sky", " is"]] + [
+        nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+        nbformat.v4.new_output("stream", name="stdout", text=" blue.\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("text")])
+    assert coalesce_streams(nb) == 2
+    assert [(o.output_type, o.get("text")) for o in cell.outputs] == [
+        ("stream", "The sky is"), ("stream", "warning\n"), ("stream", " blue.\n"), ("execute_result", None)]
