@@ -45,6 +45,7 @@ STOPS = STYLE_STOPS[STYLE]
 N_RECORDS = 10
 TINY_NEW_TOKENS = 16
 GEMMA_NEW_TOKENS = 24
+N_GEMMA = 5  # base Gemma in CI (2 cores); the fine-tuned test and notebook 07's full run answer all ten
 
 
 def _tensor(reader: GGUFReader, name: str) -> np.ndarray:
@@ -238,11 +239,11 @@ def gemma():
 
 @pytest.fixture(scope="module")
 def gemma_table(gemma, records, tmp_path_factory):
-    """PyTorch and its f32 / f16 / q8_0 GGUFs on the ten records (files kept for the tests below)."""
+    """PyTorch and its f32 / f16 / q8_0 GGUFs on the first N_GEMMA records (files kept for the tests below)."""
     model, tokenizer = gemma
-    table = round_trip_table(model, tokenizer, records, tmp_path_factory.mktemp("gemma"), style=STYLE,
+    table = round_trip_table(model, tokenizer, records[:N_GEMMA], tmp_path_factory.mktemp("gemma"), style=STYLE,
                              max_new_tokens=GEMMA_NEW_TOKENS, name="gemma-3-270m")
-    print("\nGemma 3 270M, base, first ten test records:\n" + table.to_string(index=False))
+    print(f"\nGemma 3 270M, base, first {N_GEMMA} test records:\n" + table.to_string(index=False))
     return table
 
 
@@ -254,17 +255,17 @@ def _disagreements(table, runtime: str) -> list[tuple]:
 def test_gemma_f32_gives_the_pytorch_tokens(gemma_table):
     assert _disagreements(gemma_table, "GGUF f32") == []
     assert gemma_table.attrs["texts"]["GGUF f32"] == gemma_table.attrs["texts"]["PyTorch"]
-    assert sum(map(len, gemma_table.attrs["ids"]["PyTorch"])) > N_RECORDS  # it did answer something
-    assert (gemma_table["llama_tokenizer_agrees"].dropna() == N_RECORDS).all()
+    assert sum(map(len, gemma_table.attrs["ids"]["PyTorch"])) > N_GEMMA  # it did answer something
+    assert (gemma_table["llama_tokenizer_agrees"].dropna() == N_GEMMA).all()
 
 
 def test_gemma_f16_and_q8_0_agreement(gemma_table):
     """Reported, not required equal: rounding weights may flip a near-tie. A broken file agrees on none."""
     for runtime in ("GGUF f16", "GGUF q8_0"):
         differ = _disagreements(gemma_table, runtime)
-        print(f"\n{runtime}: {N_RECORDS - len(differ)}/{N_RECORDS} records give PyTorch's tokens; differing:",
+        print(f"\n{runtime}: {N_GEMMA - len(differ)}/{N_GEMMA} records give PyTorch's tokens; differing:",
               [(i, a[:8], b[:8]) for i, a, b in differ])
-        assert N_RECORDS - len(differ) >= N_RECORDS // 2
+        assert N_GEMMA - len(differ) >= N_GEMMA // 2
 
 
 def test_gemma_gguf_metadata_and_tensors(gemma, gemma_table):
