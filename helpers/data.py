@@ -10,7 +10,6 @@ Public API (stable; notebooks 01-02 and the training loop import these names):
     format_response(record, style="alpaca")  # the response text the model learns to write
     format_example(record, style="alpaca")   # prompt + response
     PROMPT_STYLES                            # {"alpaca": PromptStyle, "phi3": PromptStyle}
-    extract_response(generated_text, style)  # the text after the response header (for reviewing generations)
 
     splits = split_records(records)          # Splits(train, val, test), 85 / 5 / 10 %, seeded shuffle
     splits.describe()                        # "train 935 (85.0 %) | val 55 (5.0 %) | test 110 (10.0 %)"
@@ -57,8 +56,7 @@ import torch
 from helpers.config import DATA_DIR, cache_dir
 
 COURSE_DATA = DATA_DIR / "course-instructions.json"
-REQUIRED_FIELDS = ("instruction", "output")  # must be non-empty strings
-OPTIONAL_FIELDS = ("input",)  # may be missing, None or "" (all become "")
+REQUIRED_FIELDS = ("instruction", "output")  # must be non-empty strings; "input" may be missing, None or ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,13 +317,6 @@ def format_response(record: Mapping, style: str = "alpaca") -> str:
 def format_example(record: Mapping, style: str = "alpaca") -> str:
     """Prompt + response: the whole training text of one record (notebook 01)."""
     return format_prompt(record, style) + format_response(record, style)
-
-
-def extract_response(generated_text: str, style: str = "alpaca") -> str:
-    """The part of a generated text after the (last) response header, stripped; whole text if none."""
-    header = get_style(style).response_header
-    _, found, after = generated_text.rpartition(header.rstrip("\n"))
-    return (after if found else generated_text).strip()
 
 
 # --------------------------------------------------------------------------------------------------

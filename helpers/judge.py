@@ -37,7 +37,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -699,7 +699,6 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 SCORE_BINS = (40.0, 80.0)  # 0–100 scores: [0, 40) wrong, [40, 80) partly, [80, 100] correct
-BIN_LABELS = ("wrong", "partly", "correct")
 
 
 def bin_scores(scores: Sequence[float], edges: Sequence[float] = SCORE_BINS) -> np.ndarray:

@@ -1,11 +1,8 @@
-"""Plots used across the course: loss curves (notebook 04) and small general helpers for later notebooks.
+"""The course's loss plots (notebook 04); the judge's and the benchmarks' plots live with their modules.
 
 - :func:`plot_losses`    train/val loss against epochs, a second x-axis for tokens seen (as in the book),
                          the best epoch marked and the overfitting region shaded; saved as PNG.
 - :class:`LiveLossPlot`  the same picture redrawn in place while a notebook trains.
-- :func:`plot_histogram`, :func:`plot_scatter`, :func:`plot_bars`  score histograms, judge-vs-human
-                         scatter plots and benchmark bars (notebooks 05 and 06), each saved as PNG when
-                         a path is given.
 
 Every function takes an optional ``ax`` and returns the matplotlib Figure, so notebooks can combine them.
 """
@@ -13,8 +10,6 @@ Every function takes an optional ``ax`` and returns the matplotlib Figure, so no
 from __future__ import annotations
 
 from pathlib import Path
-
-import matplotlib
 
 import matplotlib.pyplot as plt
 
@@ -116,34 +111,6 @@ class LiveLossPlot:
         self.handle.update(self.fig)
 
 
-def plot_histogram(values, bins=10, path=None, ax=None, title="", xlabel="score"):
-    """A histogram (e.g. judge scores, notebook 05)."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3))
-    ax.hist(list(values), bins=bins, edgecolor="white")
-    return _finish(fig, ax, path, xlabel=xlabel, ylabel="count", title=title)
-
-
-def plot_scatter(x, y, path=None, ax=None, title="", xlabel="x", ylabel="y", diagonal=True):
-    """A scatter plot with an optional y = x line (e.g. judge vs human scores, notebook 05)."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4, 4))
-    x, y = list(x), list(y)
-    ax.scatter(x, y, alpha=0.7)
-    if diagonal and x:
-        lo, hi = min(min(x), min(y)), max(max(x), max(y))
-        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls=":")
-    return _finish(fig, ax, path, xlabel=xlabel, ylabel=ylabel, title=title)
-
-
-def plot_bars(labels, values, path=None, ax=None, title="", ylabel="", fmt="{:.2f}"):
-    """Labelled bars with their values printed on top (e.g. benchmark accuracies, notebook 06)."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(max(4, 0.8 * len(labels)), 3))
-    bars = ax.bar([str(label) for label in labels], list(values))
-    for bar, value in zip(bars, values):
-        ax.annotate(fmt.format(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
-    return _finish(fig, ax, path, ylabel=ylabel, title=title)
-
-
 def _finish(fig, ax, path=None, xlabel=None, ylabel=None, title=None):
     """Label the axes, tighten the layout and save as PNG when ``path`` is given; returns ``fig``."""
     if xlabel is not None:
@@ -158,4 +125,4 @@ def _finish(fig, ax, path=None, xlabel=None, ylabel=None, title=None):
     return fig
 
 
-__all__ = ["plot_losses", "LiveLossPlot", "save_figure", "plot_histogram", "plot_scatter", "plot_bars", "matplotlib"]
+__all__ = ["plot_losses", "LiveLossPlot", "save_figure"]

@@ -35,8 +35,6 @@ import torch
 from helpers.checkpoints import LockHeld, take_lock
 from helpers.config import run_path
 
-RESPONSE_FIELDS = ("instruction", "input", "output", "response", "model_name", "prompt_style", "generation")
-
 # Stop strings that end a response when the model starts a new prompt section by itself.
 STYLE_STOPS = {"alpaca": ["\n\n### ", "\n### Instruction"], "phi3": ["<|user|>", "<|end|>", "<|endoftext|>"]}
 

@@ -16,7 +16,6 @@ from helpers.data import (
     DataFileMissing,
     RecordError,
     Splits,
-    extract_response,
     format_example,
     format_prompt,
     format_response,
@@ -77,13 +76,6 @@ def test_style_registry_and_errors():
         assert format_prompt(WITH_INPUT, name).endswith(style.response_header)
     with pytest.raises(KeyError, match="alpaca"):
         format_prompt(WITH_INPUT, "chatml")
-
-
-def test_extract_response():
-    generated = format_prompt(WITH_INPUT, "alpaca") + "The mouse was chased by the cat.\n"
-    assert extract_response(generated, "alpaca") == "The mouse was chased by the cat."
-    generated = format_prompt(WITH_INPUT, "phi3") + " The mouse was chased. "
-    assert extract_response(generated, "phi3") == "The mouse was chased."
 
 
 # --- loading ---------------------------------------------------------------------------------------
