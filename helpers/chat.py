@@ -106,8 +106,10 @@ class ChatBox:
             _turns(saved.get("messages", []))  # refuse a damaged file before using it
             self.history = list(saved.get("messages", []))
         layout = widgets.Layout
-        self.log = widgets.HTML(layout=layout(width="100%", max_height="420px", overflow_y="auto",
-                                              border="1px solid #ddd", padding="6px"))
+        # overflow (not overflow_y, which ipywidgets 8 drops) scrolls the log; column-reverse keeps the newest
+        # message in view; width auto, not 100 %, leaves room for the widget's margins (no horizontal scrollbar)
+        self.log = widgets.HTML(layout=layout(width="auto", max_height="420px", overflow="auto",
+                                              flex_flow="column-reverse", border="1px solid #ddd", padding="6px"))
         self.text = widgets.Text(placeholder="Type a message and press Enter or Send", layout=layout(flex="1"))
         self.send_button = widgets.Button(description="Send", button_style="primary", layout=layout(width="80px"))
         self.clear_button = widgets.Button(description="Clear", layout=layout(width="80px"))
@@ -123,7 +125,7 @@ class ChatBox:
         def bubble(role: str, text: str) -> str:
             color = "#eef4ff" if role == "user" else "#f4f4f4"
             return (f'<div style="margin:4px 0;padding:6px 10px;border-radius:8px;background:{color};'
-                    f'white-space:pre-wrap;word-wrap:break-word"><b>{"You" if role == "user" else "Model"}:</b> '
+                    f'white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.4"><b>{"You" if role == "user" else "Model"}:</b> '
                     f"{html.escape(text)}</div>")
 
         parts = [bubble(m["role"], m["content"]) for m in self.history]
@@ -149,15 +151,19 @@ class ChatBox:
         try:
             reply, history = chat(self.model, self.tokenizer, message, self.history[:-1], self.style,
                                   max_new_tokens=self.max_new_tokens, stream=on_text)
-        except Exception:
+        except Exception as error:
             self.history.pop()
+            self.text.value = message  # give the typed text back
+            self._render()
+            self.status.value = f"<b>error:</b> {html.escape(str(error))}"
             raise
         finally:
             self.text.disabled, self.send_button.disabled = False, False
         self.history = history
         self.save()
         self._render()
-        self.status.value = f"{len(self.history) // 2} exchanges" + (f", saved to {self.path}" if self.path else "")
+        n = len(self.history) // 2
+        self.status.value = f"{n} exchange{'s' if n != 1 else ''}" + (f", saved to {self.path}" if self.path else "")
         return reply
 
     def clear(self) -> None:

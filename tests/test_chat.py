@@ -84,3 +84,16 @@ def test_chat_box_saves_every_exchange_and_resumes(tiny, tmp_path):
     path.write_text(json.dumps({"messages": [{"role": "assistant", "content": "orphan"}]}))
     with pytest.raises(ValueError, match="alternate"):
         ChatBox(model, tokenizer, path=path)
+
+
+def test_chat_box_gives_the_text_back_when_answering_fails(tiny, tmp_path):
+    pytest.importorskip("ipywidgets")
+    model, tokenizer = tiny
+    box = ChatBox(model, tokenizer, path=tmp_path / "chat.json", max_new_tokens=100_000)  # beyond the context
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        box.send("Keep this text")
+    assert box.text.value == "Keep this text" and box.history == [] and "error" in box.status.value
+    assert not box.send_button.disabled and not box.text.disabled
+    box.max_new_tokens = 4
+    box.send("Hello")
+    assert box.status.value.startswith("1 exchange,") and box.log.layout.overflow == "auto"
