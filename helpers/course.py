@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from helpers.checkpoints import atomic_write_json, folder_lock, save_weights
-from helpers.config import FAST, REPO_ROOT, RUNS_DIR, pick_device, run_path, set_seed
+from helpers.config import FAST, GENERATION_BATCH_SIZE, REPO_ROOT, RUNS_DIR, pick_device, run_path, set_seed
 from helpers.plots import plot_losses
 from helpers.registry import DEFAULT_MODEL, load_tokenizer
 from helpers.training import FinetuneSettings, option_name, train
@@ -181,7 +181,8 @@ def finetuned_or_train(model_name: str = DEFAULT_MODEL, device=None, folder=None
     return load_finetuned(model_name, device=device, folder=folder)
 
 
-def answer_test_split(model, tokenizer, records, settings: FinetuneSettings, path=None, batch_size: int = 8) -> list[dict]:
+def answer_test_split(model, tokenizer, records, settings: FinetuneSettings, path=None,
+                      batch_size: int = GENERATION_BATCH_SIZE) -> list[dict]:
     """Greedy answers to ``records`` in ``helpers.review``'s response format; saved as JSON when ``path`` is given."""
     from helpers.review import generate_responses, save_responses
 
@@ -261,9 +262,8 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
 def course_stages(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """Notebooks 01..06 that exist (not the solutions), in order."""
-    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb") if not p.stem.endswith("-solutions"))
-    return [p for p in found if 1 <= int(p.name[:2]) <= 6]
+    """The numbered notebooks (01, 02, ...; not the solutions), in order."""
+    return sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb") if not p.stem.endswith("-solutions"))
 
 
 def _stage_key(path: Path) -> str:
@@ -399,6 +399,14 @@ def _evaluation_lines(run_dir: Path) -> list[str]:
         lines += [f"| {r.model} | {r.scoring} | {r.k_shot} | {pct(r.accuracy, (r.ci_low, r.ci_high))} | {r.n} |"
                   for r in table.itertuples()]
         lines += ["", "Chance is 25 %.", ""]
+    circular = run_dir / "06_mmlu_circular.json"
+    if circular.exists():  # letter scoring with the right answer rotated through every position
+        lines += ["| model | letter 0-shot | mean over rotations | circular (right in every rotation) |",
+                  "|---|---:|---|---|"]
+        lines += [f"| {r['model']} | {r['plain'] * 100:.1f} % | {pct(r['mean_over_rotations'], r['mean_ci'])} "
+                  f"| {pct(r['circular'], r['circular_ci'])} (chance {r['circular_chance'] * 100:.1f} %) |"
+                  for r in json.loads(circular.read_text())]
+        lines.append("")
     humaneval = run_dir / "06_humaneval_results.json"
     if humaneval.exists():
         table = pass_at_k_summary(pd.read_json(humaneval))

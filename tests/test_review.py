@@ -339,3 +339,32 @@ def test_saved_answers_are_reused_only_for_the_same_model_and_settings(tmp_path,
     other_style = saved_or_generated(loader, None, records[:1], **{**kw, "style": "phi3"})
     assert len(loads) == 5 and other_model[0]["model_name"] == "gemma-3-270m (base)"
     assert other_length[0]["generation"]["max_new_tokens"] == 6 and other_style[0]["prompt_style"] == "phi3"
+
+
+def test_an_interrupted_generation_keeps_every_finished_batch(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during the third batch: the first two batches are on disk, and the next call generates only
+    what is missing."""
+    from helpers import review
+    from helpers.registry import load_model
+
+    records = [{"instruction": f"Give the plural of {w}.", "input": "", "output": w + "s"}
+               for w in ("cat", "dog", "cup", "pen", "car")]
+    path = tmp_path / "answers.json"
+    kw = dict(model_name="tiny-gpt (base)", max_new_tokens=4, path=path, progress=False, batch_size=2)
+    model, tok = load_model("tiny-gpt", device="cpu")
+    real, calls = review.generate_responses, []
+
+    def interrupted_on_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(review, "generate_responses", interrupted_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        review.saved_or_generated(model, tok, records, **kw)
+    assert [r["instruction"] for r in review.load_responses(path)] == [r["instruction"] for r in records[:4]]
+    monkeypatch.setattr(review, "generate_responses", real)
+    capsys.readouterr()
+    answers = review.saved_or_generated(model, tok, records, **kw)
+    assert "4 answers reused, 1 generated" in capsys.readouterr().out and len(answers) == 5
