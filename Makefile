@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 # llama.cpp (the embedded judge) is compiled from source; portable flags so the build runs on any x86-64.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: help setup course test unit notebooks lab bench strip clean-runs figures
+.PHONY: help setup course test lint unit notebooks lab bench strip clean-runs figures
 
 help:
 	@echo "make course   run the whole course headless with the default model; results under runs/"
-	@echo "make test     unit tests + every notebook in FAST mode under nbval"
+	@echo "make test     lint, unit tests + every notebook in FAST mode under nbval"
+	@echo "make lint     ruff (pinned in pyproject.toml) over the Python sources"
 	@echo "make lab      open Jupyter Lab in the course environment"
 	@echo "make bench    speed benchmarks (ratios against the book's reference approach)"
 
@@ -31,9 +32,13 @@ course: $(STAMP)
 	$(PY) -m helpers course
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	rm -rf runs/fast  # FAST results are throwaway: every test run starts from the same empty run folder
 	COURSE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q tests
 	COURSE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 unit: $(STAMP)
 	COURSE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q tests

@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
         importlib.import_module(names[name]).main(options)
         return 0
     if argv:
-        print("Options need a benchmark name first, e.g. python -m benchmarks generation --prompts 4", file=sys.stderr)
+        print("Options need a benchmark name first, e.g. python -m benchmarks generation --prompts 4",
+              file=sys.stderr)
         return 2
     for name, module in names.items():
         print(f"\n=== benchmark: {name} ===", flush=True)

@@ -140,7 +140,8 @@ def run_gpt2(args, prompts: list[str], device: torch.device, peak_gflops: float)
         new = out[0, idx.shape[1]:].tolist()
         ref_tokens += len(new)
         same += new == course_ids[i]
-        ref_flops += sum(forward_flops(model, min(lengths[i] + s, context), (min(lengths[i] + s, context) + 1) / 2)
+        ref_flops += sum(forward_flops(model, min(lengths[i] + s, context),
+                                       (min(lengths[i] + s, context) + 1) / 2)
                          for s in range(M))
     ref_rate = ref_tokens / ref_seconds
     rows.append({"decoder": "book: batch 1, no cache, full logits", "prompts": len(chosen),
@@ -198,13 +199,15 @@ def main(argv: list[str] | None = None) -> dict:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=32, help="test-split prompts for the course decoder")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--reference-prompts", type=int, default=4, help="prompts for the (slow) book decoder")
+    parser.add_argument("--reference-prompts", type=int, default=4,
+                        help="prompts for the (slow) book decoder")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--gemma-batch1-prompts", type=int, default=2)
     parser.add_argument("--skip-gemma", action="store_true")
     parser.add_argument("--device", default=None, help="default: CUDA, then MPS, then CPU")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice); 1 is steadier on a busy shared machine")
+                        help="torch CPU threads (default: torch's choice); 1 is steadier on a "
+                             "busy shared machine")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

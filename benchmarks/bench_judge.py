@@ -37,7 +37,8 @@ from pathlib import Path
 
 from benchmarks.common import print_table
 
-DESCRIPTION = "embedded LLM judge: start time and s/record, new server against the old one (and the library as is)"
+DESCRIPTION = ("embedded LLM judge: start time and s/record, new server against the old one "
+               "(and the library as is)")
 
 # The last commit with the hand-written server (the reference).
 OLD_COMMIT = "621ab32e819445eb106da3f3f1218f4bb5bc3708"
@@ -45,11 +46,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Appended to each calibration response: a wordy answer, so the whole prompt is about 300 tokens.
 VERBOSE_TAIL = (
-    " To explain the answer in more detail: I first read the instruction carefully and identified exactly what"
-    " was being asked, then I recalled the relevant facts and rules, applied them step by step, and checked"
-    " the result against common mistakes that people make with this kind of question. I also considered"
-    " whether the question could be interpreted in another way, but the most natural reading leads to the"
-    " answer given above. If any part of the question was ambiguous, I chose the interpretation that a"
+    " To explain the answer in more detail: I first read the instruction carefully and identified exactly"
+    " what was being asked, then I recalled the relevant facts and rules, applied them step by step, and"
+    " checked the result against common mistakes that people make with this kind of question. I also"
+    " considered whether the question could be interpreted in another way, but the most natural reading leads"
+    " to the answer given above. If any part of the question was ambiguous, I chose the interpretation that a"
     " teacher would most likely intend, and I kept the answer short so that it is easy to check."
 )
 
@@ -58,7 +59,8 @@ def _long_pairs(n: int) -> list[tuple[dict, str]]:
     from helpers.judge import load_calibration
 
     calibration = load_calibration()
-    pairs = [(r, r["responses"][kind] + VERBOSE_TAIL) for kind in calibration["order"] for r in calibration["records"]]
+    pairs = [(r, r["responses"][kind] + VERBOSE_TAIL) for kind in calibration["order"]
+             for r in calibration["records"]]
     return pairs[:n]
 
 
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks judge", description=DESCRIPTION)
     parser.add_argument("--records", type=int, default=6, help="records of each kind to time each way")
     parser.add_argument("--library", action="store_true", help="also time llama-cpp-python as it is")
-    parser.add_argument("--responses", default=None, help="a responses JSON file to score in full (new server)")
+    parser.add_argument("--responses", default=None,
+                        help="a responses JSON file to score in full (new server)")
     args = parser.parse_args(argv)
 
     from openai import OpenAI
@@ -182,17 +185,20 @@ def main(argv: list[str] | None = None) -> None:
             old, row = _start(old_class, "old (reference)")
             servers.append(old)
             start_rows.append(row)
-            ways["old (reference)"] = _client_ask(OpenAI(base_url=old.base_url, api_key="x", max_retries=0, timeout=600))
+            ways["old (reference)"] = _client_ask(OpenAI(base_url=old.base_url, api_key="x",
+                                                         max_retries=0, timeout=600))
         if args.library:
             library, row = _start(_library_server_class(), "library as is")
             servers.append(library)
             start_rows.append(row)
-            ways["library as is"] = _client_ask(OpenAI(base_url=library.base_url, api_key="x", max_retries=0, timeout=600))
+            ways["library as is"] = _client_ask(OpenAI(base_url=library.base_url, api_key="x",
+                                                       max_retries=0, timeout=600))
         print_table(start_rows, ["way", "start to ready s", "of which"])
 
         judge = Judge(server=new)
         seed, max_tokens, top = judge.seed, judge.prompt.max_tokens, judge.top_logprobs
-        kinds = {"~300-token prompts": _long_pairs(args.records), "test-split records": _test_pairs(args.records)}
+        kinds = {"~300-token prompts": _long_pairs(args.records),
+                 "test-split records": _test_pairs(args.records)}
         variants = [(way, False) for way in ways] + ([("library as is", True)] if args.library else [])
         warm = judge.prompt.messages({"instruction": "Say ok.", "input": "", "output": "ok"}, "ok")
         for ask in ways.values():  # the rubric prefix into each cache
@@ -212,9 +218,10 @@ def main(argv: list[str] | None = None) -> None:
             base = statistics.median(times[(kind, ("old (reference)", False))]) if old_class else None
             for way, nonce in variants:
                 s = times[(kind, (way, nonce))]
-                rows.append({"records": kind, "way": way + (", whole prompt (nonce)" if nonce else ""), "n": len(s),
-                             "prompt tokens": round(statistics.mean(tokens[kind])),
-                             "s/record median": f"{statistics.median(s):.2f}", "mean": f"{statistics.mean(s):.2f}",
+                rows.append({"records": kind, "way": way + (", whole prompt (nonce)" if nonce else ""),
+                             "n": len(s), "prompt tokens": round(statistics.mean(tokens[kind])),
+                             "s/record median": f"{statistics.median(s):.2f}",
+                             "mean": f"{statistics.mean(s):.2f}",
                              "x old": f"{statistics.median(s) / base:.2f}" if base else ""})
         print_table(rows, list(rows[0]))
 
@@ -233,8 +240,8 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             report = judge.score_records(records, progress=False)
             total = time.perf_counter() - t0
-            print(f"scored {len(records)} responses from {args.responses} with the new server in {total:.1f} s "
-                  f"({total / len(records):.2f} s/record, {report.n_unparsable} unparsable)")
+            print(f"scored {len(records)} responses from {args.responses} with the new server in {total:.1f} "
+                  f"s ({total / len(records):.2f} s/record, {report.n_unparsable} unparsable)")
     finally:
         for server in servers:
             server.stop()

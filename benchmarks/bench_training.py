@@ -89,9 +89,12 @@ def compare(name, model, tokenizer, records, batch_size, freeze_embeddings, gflo
             r = result[arm]
             rows.append({"model": name, "masking": "on" if mask else "off", "loop": arm,
                          "sup tok/s": f"{r['supervised'] / r['seconds']:.1f}",
-                         "padding %": f"{100 * (1 - r['supervised'] / r['positions']):.0f}" if not mask else "",
-                         "positions": r["positions"], "MFU %": f"{100 * r['flops'] / r['seconds'] / 1e9 / gflops:.1f}",
-                         "ratio": f"{result['book']['seconds'] / result['course']['seconds']:.2f}x" if arm == "course" else ""})
+                         "padding %": (f"{100 * (1 - r['supervised'] / r['positions']):.0f}" if not mask
+                                       else ""),
+                         "positions": r["positions"],
+                         "MFU %": f"{100 * r['flops'] / r['seconds'] / 1e9 / gflops:.1f}",
+                         "ratio": (f"{result['book']['seconds'] / result['course']['seconds']:.2f}x"
+                                   if arm == "course" else "")})
     return rows
 
 
@@ -120,13 +123,16 @@ def main(argv=None) -> None:
 
         model, tokenizer = load_model("gemma-3-270m", device="cpu")
         rows += compare("gemma-3-270m", model, tokenizer, records, args.batch_size, True, gflops)
-        print(f"peak memory (RSS) after the Gemma 3 270M training steps: {peak_rss_gb():.2f} GB (limit 16 GB)")
+        print("peak memory (RSS) after the Gemma 3 270M training steps: "
+              f"{peak_rss_gb():.2f} GB (limit 16 GB)")
         del model
     if not args.skip_gpt2:
         set_seed(123)
         model = GPTModel(gpt2_config("gpt2-small-124m"))
-        rows += compare("gpt2-124m shape", model, get_tokenizer("gpt2"), records, args.batch_size, False, gflops)
-    print(f"\n{args.records} records, batch {args.batch_size}, one pass per arm, CPU fp32; ratio = book time / course time")
+        rows += compare("gpt2-124m shape", model, get_tokenizer("gpt2"), records,
+                        args.batch_size, False, gflops)
+    print(f"\n{args.records} records, batch {args.batch_size}, one pass per arm, CPU fp32; ratio = "
+          "book time / course time")
     print_table(rows, ["model", "masking", "loop", "sup tok/s", "ratio", "MFU %", "positions", "padding %"])
     print(f"peak memory (RSS) of this process: {peak_rss_gb():.2f} GB")
 

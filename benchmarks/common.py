@@ -31,7 +31,7 @@ class Timer:
         self.device = device
         self.seconds = float("nan")
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         synchronize(self.device)
         self._start = time.perf_counter()
         return self
@@ -108,8 +108,8 @@ def machine_info(device: torch.device | str = "cpu") -> str:
     else:
         name = platform.processor() or platform.machine()
     return (
-        f"device={device.type} ({name}), cpu cores={os.cpu_count()}, torch threads={torch.get_num_threads()}, "
-        f"torch {torch.__version__}"
+        f"device={device.type} ({name}), cpu cores={os.cpu_count()}, torch "
+        f"threads={torch.get_num_threads()}, torch {torch.__version__}"
     )
 
 

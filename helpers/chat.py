@@ -3,7 +3,8 @@
     from helpers.chat import chat, conversation_prompt, ChatBox
     reply, history = chat(model, tokenizer, "Name three primary colors.", style="alpaca")
     reply, history = chat(model, tokenizer, "And three secondary ones?", history=history, style="alpaca")
-    ChatBox(model, tokenizer, style="alpaca").show()  # text field, send, streaming answer, clear, saved as JSON
+    # a text field, send, streaming answer, clear, saved as JSON:
+    ChatBox(model, tokenizer, style="alpaca").show()
 
 The course's data has one turn per record, so a conversation must be written in a form the model has
 seen. **Phi-3** has turns: every earlier exchange is ``<|user|> … <|assistant|> … <|end|>`` and the new
@@ -35,7 +36,8 @@ def _turns(history: Sequence[Mapping]) -> list[tuple[str, str]]:
     for i, message in enumerate(history):
         role, content = message.get("role"), message.get("content")
         if role not in ("user", "assistant") or not isinstance(content, str):
-            raise ValueError(f"history[{i}] must be {{'role': 'user' | 'assistant', 'content': str}}, got {message!r}")
+            raise ValueError(f"history[{i}] must be {{'role': 'user' | 'assistant', 'content': "
+                             f"str}}, got {message!r}")
         if (role == "user") != (pending is None):
             raise ValueError(f"history[{i}]: turns must alternate user, assistant, user, ... (got {role!r})")
         if role == "user":
@@ -49,15 +51,18 @@ def _turns(history: Sequence[Mapping]) -> list[tuple[str, str]]:
 
 
 def conversation_record(message: str, history: Sequence[Mapping] = (), input_text: str = "") -> dict:
-    """The Alpaca record of a conversation: the new message as instruction, earlier turns folded into input."""
+    """The Alpaca record of a conversation: the new message as instruction, earlier turns folded into
+    input."""
     folded = [f"User: {user}\nAssistant: {assistant}" for user, assistant in _turns(history)]
-    parts = ([HISTORY_HEADER + "\n" + "\n".join(folded)] if folded else []) + ([input_text] if input_text else [])
+    parts = (([HISTORY_HEADER + "\n" + "\n".join(folded)] if folded else [])
+             + ([input_text] if input_text else []))
     return {"instruction": message, "input": "\n\n".join(parts)}
 
 
 def conversation_prompt(message: str, history: Sequence[Mapping] = (), style: str = "alpaca",
                         input_text: str = "") -> str:
-    """The prompt text for ``message`` after ``history`` (role/content dicts), ending with the response header.
+    """The prompt text for ``message`` after ``history`` (role/content dicts), ending with the response
+    header.
 
     With no history this is ``format_prompt({"instruction": message, "input": input_text}, style)``.
     """
@@ -70,8 +75,8 @@ def conversation_prompt(message: str, history: Sequence[Mapping] = (), style: st
 
 
 def chat(model, tokenizer, message: str, history: Sequence[Mapping] = (), style: str = "alpaca", *,
-         max_new_tokens: int = 200, temperature: float = 0.0, top_k: int | None = None, seed: int | None = None,
-         stream: bool | Callable[[str], None] = False) -> tuple[str, list[dict]]:
+         max_new_tokens: int = 200, temperature: float = 0.0, top_k: int | None = None,
+         seed: int | None = None, stream: bool | Callable[[str], None] = False) -> tuple[str, list[dict]]:
     """Answer ``message`` after ``history``; returns ``(reply, history + [user, assistant])``.
 
     The answer stops at the tokenizer's end-of-text or the style's stop strings (the start of a new prompt
@@ -107,11 +112,15 @@ class ChatBox:
             self.history = list(saved.get("messages", []))
         layout = widgets.Layout
         # overflow (not overflow_y, which ipywidgets 8 drops) scrolls the log; column-reverse keeps the newest
-        # message in view; width auto, not 100 %, leaves room for the widget's margins (no horizontal scrollbar)
+        # message in view; width auto, not 100 %, leaves room for the widget's margins (no horizontal
+        # scrollbar)
         self.log = widgets.HTML(layout=layout(width="auto", max_height="420px", overflow="auto",
-                                              flex_flow="column-reverse", border="1px solid #ddd", padding="6px"))
-        self.text = widgets.Text(placeholder="Type a message and press Enter or Send", layout=layout(flex="1"))
-        self.send_button = widgets.Button(description="Send", button_style="primary", layout=layout(width="80px"))
+                                              flex_flow="column-reverse", border="1px solid #ddd",
+                                              padding="6px"))
+        self.text = widgets.Text(placeholder="Type a message and press Enter or Send",
+                                 layout=layout(flex="1"))
+        self.send_button = widgets.Button(description="Send", button_style="primary",
+                                          layout=layout(width="80px"))
         self.clear_button = widgets.Button(description="Clear", layout=layout(width="80px"))
         self.status = widgets.HTML()
         self.send_button.on_click(lambda _: self.send())
@@ -125,7 +134,8 @@ class ChatBox:
         def bubble(role: str, text: str) -> str:
             color = "#eef4ff" if role == "user" else "#f4f4f4"
             return (f'<div style="margin:4px 0;padding:6px 10px;border-radius:8px;background:{color};'
-                    f'white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.4"><b>{"You" if role == "user" else "Model"}:</b> '
+                    'white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.4">'
+                    f'<b>{"You" if role == "user" else "Model"}:</b> '
                     f"{html.escape(text)}</div>")
 
         parts = [bubble(m["role"], m["content"]) for m in self.history]
@@ -163,7 +173,8 @@ class ChatBox:
         self.save()
         self._render()
         n = len(self.history) // 2
-        self.status.value = f"{n} exchange{'s' if n != 1 else ''}" + (f", saved to {self.path}" if self.path else "")
+        self.status.value = (f"{n} exchange{'s' if n != 1 else ''}"
+                             + (f", saved to {self.path}" if self.path else ""))
         return reply
 
     def clear(self) -> None:

@@ -9,8 +9,10 @@ short) fails its check on load and the previous checkpoint is used instead.
     step-000120.weights.safetensors     trainable parameters only (the frozen ones come from the base model)
     step-000120.optimizer.safetensors   AdamW moments + torch RNG states
     step-000120.state.json              step, epoch, batch position, history, schedule, Python/NumPy RNG
-    latest.json                         {"step": 120, "checkpoints": [{step, files: {role: {name, size, sha256}}}, ...]}
-    best.safetensors + best.json        the weights with the lowest validation loss so far (size and sha256 too)
+    latest.json                         {"step": 120, "checkpoints": [{step, files: {role: {name, size,
+                                        sha256}}}, ...]}
+    best.safetensors + best.json        the weights with the lowest validation loss so far (size and
+                                        sha256 too)
     .lock                               held (an OS file lock) while a run writes here; names the holder's PID
 
 Never pickle: ``torch.load`` on a file from the internet can run code; safetensors cannot.
@@ -92,7 +94,8 @@ def atomic_write_json(path: Path, obj) -> dict:
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> dict:
-    """safetensors through a temporary name; tensors are made contiguous CPU copies. Returns the manifest entry."""
+    """safetensors through a temporary name; tensors are made contiguous CPU copies. Returns the manifest
+    entry."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     return atomic_write_bytes(path, save(cpu, metadata={k: str(v) for k, v in (metadata or {}).items()}))
 
@@ -135,8 +138,8 @@ def folder_lock(folder: Path, what: str = "a fine-tuning run"):
         handle = take_lock(folder / ".lock", f"PID {os.getpid()}, {what}")
     except LockHeld as held:
         raise FolderLocked(
-            f"{folder} is in use by another process ({held.holder}). Wait for it to finish, stop it, or write "
-            f"elsewhere (--out another folder).") from None
+            f"{folder} is in use by another process ({held.holder}). Wait for it to finish, stop it, or "
+            "write elsewhere (--out another folder).") from None
     _HELD_LOCKS[folder] = [handle, 1]
     try:
         yield folder
@@ -197,8 +200,10 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_weights(path: Path, model: torch.nn.Module, meta: dict | None = None, only_trainable: bool = True) -> dict:
-    """Save the trainable parameters (or all, deduplicated) of ``model`` as safetensors; returns the manifest entry."""
+def save_weights(path: Path, model: torch.nn.Module, meta: dict | None = None,
+                 only_trainable: bool = True) -> dict:
+    """Save the trainable parameters (or all, deduplicated) of ``model`` as safetensors; returns the manifest
+    entry."""
     tensors = trainable_state(model) if only_trainable else dict(model.named_parameters())
     return atomic_save_tensors(path, tensors, metadata={"format": "pt", **(meta or {})})
 
@@ -211,14 +216,17 @@ def load_weights(path: Path, model: torch.nn.Module) -> list[str]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No weights at {path}. Train first (notebook 04 or `python -m helpers finetune`).")
+        raise FileNotFoundError(f"No weights at {path}. Train first (notebook 04 or `python -m "
+                                "helpers finetune`).")
     tensors = load_file(str(path))
     params = dict(model.named_parameters())
     for name, value in tensors.items():
         if name not in params:
-            raise KeyError(f"{path} holds '{name}', which this model does not have: wrong model for this file?")
+            raise KeyError(f"{path} holds '{name}', which this model does not have: wrong "
+                           "model for this file?")
         if params[name].shape != value.shape:
-            raise ValueError(f"{path}: '{name}' has shape {tuple(value.shape)}, model expects {tuple(params[name].shape)}")
+            raise ValueError(f"{path}: '{name}' has shape {tuple(value.shape)}, model expects "
+                             f"{tuple(params[name].shape)}")
         with torch.no_grad():
             params[name].copy_(value.to(params[name].device, params[name].dtype))
     return list(tensors)
@@ -237,7 +245,8 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, sd["param_groups"]
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                      groups: list[dict]) -> None:
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if not key.startswith("state."):
@@ -276,8 +285,10 @@ def restore_rng(tensors: dict[str, torch.Tensor], json_part: dict) -> None:
 # ---- a whole training checkpoint ------------------------------------------------------------------
 
 
-def save_checkpoint(folder: Path, step: int, model, optimizer, state: dict, keep: int = KEEP_CHECKPOINTS) -> Path:
-    """Write weights, optimizer + RNG tensors and ``state`` for ``step``, then list it first in ``latest.json``.
+def save_checkpoint(folder: Path, step: int, model, optimizer, state: dict,
+                    keep: int = KEEP_CHECKPOINTS) -> Path:
+    """Write weights, optimizer + RNG tensors and ``state`` for ``step``, then list it first in
+    ``latest.json``.
 
     ``latest.json`` keeps the last ``keep`` checkpoints with the size and sha256 of each file; the files
     of every other step are deleted after the pointer moved.
@@ -288,7 +299,8 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, state: dict, keep
     rng_tensors, rng_json = rng_snapshot()
     files = {
         "weights": save_weights(folder / f"{stem}.weights.safetensors", model),
-        "optimizer": atomic_save_tensors(folder / f"{stem}.optimizer.safetensors", {**opt_tensors, **rng_tensors}),
+        "optimizer": atomic_save_tensors(folder / f"{stem}.optimizer.safetensors",
+                                         {**opt_tensors, **rng_tensors}),
         "state": atomic_write_json(folder / f"{stem}.state.json",
                                    {**state, "step": step, "param_groups": groups, "rng": rng_json}),
     }
@@ -304,7 +316,8 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, state: dict, keep
 
 def remove_checkpoints(folder: Path) -> None:
     """Delete every checkpoint and the best weights of ``folder`` (a run that starts over)."""
-    for path in [*Path(folder).glob("step-*"), *(Path(folder) / n for n in ("latest.json", "best.json", "best.safetensors"))]:
+    for path in [*Path(folder).glob("step-*"),
+                 *(Path(folder) / n for n in ("latest.json", "best.json", "best.safetensors"))]:
         path.unlink(missing_ok=True)
 
 

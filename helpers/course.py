@@ -57,11 +57,19 @@ def load_splits(settings: FinetuneSettings, verbose: bool = True):
     ``helpers.data.HOLDOUT_FAMILIES`` out of training and validation (test only, mixed into every prefix of
     the test split); other files are split without holding anything out.
     """
-    from helpers.data import COURSE_DATA, HOLDOUT_FAMILIES, Splits, load_course_data, load_records, split_records
+    from helpers.data import (
+        COURSE_DATA,
+        HOLDOUT_FAMILIES,
+        Splits,
+        load_course_data,
+        load_records,
+        split_records,
+    )
 
     course_data = not settings.data or Path(settings.data).expanduser().resolve() == COURSE_DATA.resolve()
     records = load_records(settings.data) if settings.data else load_course_data()
-    splits = split_records(records, seed=settings.seed, holdout_families=HOLDOUT_FAMILIES if course_data else None,
+    splits = split_records(records, seed=settings.seed,
+                           holdout_families=HOLDOUT_FAMILIES if course_data else None,
                            verbose=verbose and not settings.n_records)
     if settings.n_records:
         n = settings.n_records
@@ -72,9 +80,9 @@ def load_splits(settings: FinetuneSettings, verbose: bool = True):
     empty = [name for name, size in splits.sizes().items() if size == 0]
     if empty:
         raise SettingsError(
-            f"{settings.data or 'the course data set'}: {len(records)} record(s) leave the {' and '.join(empty)} "
-            f"split(s) empty (split 85/5/10). Fine-tuning needs at least 10 records (a few hundred to learn "
-            "anything): add records to the file.")
+            f"{settings.data or 'the course data set'}: {len(records)} record(s) leave the "
+            f"{' and '.join(empty)} split(s) empty (split 85/5/10). Fine-tuning needs at least 10 records (a "
+            "few hundred to learn anything): add records to the file.")
     return splits
 
 
@@ -89,13 +97,15 @@ def check_supervision(loaders, settings: FinetuneSettings) -> dict:
             longest = max(getattr(getattr(loaders, split).dataset, "lengths", [0]))
             raise SettingsError(
                 f"The {split} split has no token to learn from: {option_name('allowed_max_length')} "
-                f"{settings.allowed_max_length} cuts every example inside its prompt (the longest example has "
-                f"{longest} tokens{', prompt masked' if settings.mask_instructions else ''}). Raise --max-length.")
+                f"{settings.allowed_max_length} cuts every example inside its prompt (the longest example "
+                f"has {longest} tokens{', prompt masked' if settings.mask_instructions else ''}). "
+                "Raise --max-length.")
     for split, r in report.items():
         if r["records_cut"]:
-            print(f"{split}: --max-length {settings.allowed_max_length} cuts {r['records_cut']} of {r['records']} "
-                  f"records, losing {r['targets_cut']:,} of {r['targets_cut'] + r['supervised_targets']:,} "
-                  f"supervised target tokens ({r['records_without_targets']} records keep none).")
+            print(f"{split}: --max-length {settings.allowed_max_length} cuts {r['records_cut']} of "
+                  f"{r['records']} records, losing {r['targets_cut']:,} of "
+                  f"{r['targets_cut'] + r['supervised_targets']:,} supervised target tokens "
+                  f"({r['records_without_targets']} records keep none).")
     return report
 
 
@@ -116,8 +126,10 @@ def checkpoints_folder(model_name: str, folder=None) -> Path:
     return finetuned_folder(folder) / "checkpoints" / model_name
 
 
-def save_finetuned(model, history, settings: FinetuneSettings, folder=None, extra: dict | None = None) -> Path:
-    """Save the trained weights, history (JSON + CSV), loss plot and a JSON description; returns the weights path."""
+def save_finetuned(model, history, settings: FinetuneSettings, folder=None,
+                   extra: dict | None = None) -> Path:
+    """Save the trained weights, history (JSON + CSV), loss plot and a JSON description; returns the weights
+    path."""
     folder = finetuned_folder(folder)
     with folder_lock(folder, f"saving fine-tuned {settings.model}"):
         return _save_finetuned(model, history, settings, folder, extra)
@@ -130,13 +142,15 @@ def _save_finetuned(model, history, settings, folder: Path, extra) -> Path:
     history.to_frame().to_csv(folder / f"{settings.model}-history.csv", index=False)
     import matplotlib.pyplot as plt
 
-    fig = plot_losses(history, path=folder / f"{settings.model}-loss.png", title=f"Fine-tuning {settings.model}")
+    fig = plot_losses(history, path=folder / f"{settings.model}-loss.png",
+                      title=f"Fine-tuning {settings.model}")
     plt.close(fig)
     first, last = history.rows[0], history.final
     atomic_write_json(folder / f"{settings.model}.json", {
         "model": settings.model, "weights": weights.name, "settings": settings.as_dict(),
         "initial_val_loss": first["val_loss"], "initial_train_loss": first["train_loss"],
-        "best_val_loss": history.best_val_loss, "best_step": history.best_step, "best_epoch": history.best_epoch,
+        "best_val_loss": history.best_val_loss, "best_step": history.best_step,
+        "best_epoch": history.best_epoch,
         "overfit_epoch": history.overfit_epoch, "stopped_early": history.stopped_early,
         "final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"], "steps": last["step"],
         "epochs": last["epoch"], "tokens_seen": last["tokens_seen"], "train_seconds": last["seconds"],
@@ -167,7 +181,8 @@ def load_finetuned(model_name: str = DEFAULT_MODEL, device=None, folder=None):
 
 
 def finetuned_or_train(model_name: str = DEFAULT_MODEL, device=None, folder=None, **overrides):
-    """:func:`load_finetuned`, or fine-tune first (FAST-sized in FAST mode) when nothing is saved. Prints which."""
+    """:func:`load_finetuned`, or fine-tune first (FAST-sized in FAST mode) when nothing is saved. Prints
+    which."""
     model = load_finetuned(model_name, device=device, folder=folder)
     where = finetuned_folder(folder)
     if model is not None:
@@ -183,10 +198,12 @@ def finetuned_or_train(model_name: str = DEFAULT_MODEL, device=None, folder=None
 
 def answer_test_split(model, tokenizer, records, settings: FinetuneSettings, path=None,
                       batch_size: int = GENERATION_BATCH_SIZE) -> list[dict]:
-    """Greedy answers to ``records`` in ``helpers.review``'s response format; saved as JSON when ``path`` is given."""
+    """Greedy answers to ``records`` in ``helpers.review``'s response format; saved as JSON when ``path`` is
+    given."""
     from helpers.review import generate_responses, save_responses
 
-    rows = generate_responses(model, tokenizer, records, style=settings.style, model_name=f"{settings.model} (fine-tuned)",
+    rows = generate_responses(model, tokenizer, records, style=settings.style,
+                              model_name=f"{settings.model} (fine-tuned)",
                               max_new_tokens=settings.max_new_tokens, batch_size=batch_size, progress=False)
     if path is not None:
         save_responses(rows, path)
@@ -202,13 +219,15 @@ def finetune(settings: FinetuneSettings, folder=None, device=None, resume: bool 
     """
     problems = settings.problems()
     if problems:
-        raise SettingsError("These settings would make the run learn nothing or crash:\n  - " + "\n  - ".join(problems))
+        raise SettingsError("These settings would make the run learn nothing or crash:\n  - "
+                            + "\n  - ".join(problems))
     folder = finetuned_folder(folder)
     with folder_lock(folder, f"fine-tuning {settings.model}"):
         return _finetune(settings, folder, device, resume, progress, test_responses)
 
 
-def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, progress: bool, test_responses: bool) -> dict:
+def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, progress: bool,
+              test_responses: bool) -> dict:
     from helpers.training import evaluate
 
     device = device or pick_device()
@@ -219,18 +238,20 @@ def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, pr
     supervision = check_supervision(loaders, settings)
     model, tokenizer = load_model(settings.model, device=device)
     print(f"{settings.model} on {device}; {loaders.describe()}")
-    history = train(model, loaders, settings, checkpoint_dir=checkpoints_folder(settings.model, folder), resume=resume,
-                    device=device, progress=progress)
+    history = train(model, loaders, settings, checkpoint_dir=checkpoints_folder(settings.model, folder),
+                    resume=resume, device=device, progress=progress)
     history.data = supervision
     print(history.summary())
     extra = {"device": str(device), "records": splits.sizes(), "supervision": supervision,
-             "test_responses": None, "test_responses_note": "not generated (test_responses=False, --no-test-responses)"}
+             "test_responses": None,
+             "test_responses_note": "not generated (test_responses=False, --no-test-responses)"}
     save_finetuned(model, history, settings, folder, extra)  # first: nothing after this can lose the weights
     extra["test_loss"] = evaluate(model, list(loaders.test), device)
     if test_responses:
         n = min(settings.n_test_responses or len(splits.test), len(splits.test))
         t_gen = time.perf_counter()
-        answer_test_split(model, tokenizer, splits.test[:n], settings, path=folder / f"{settings.model}-test_responses.json")
+        answer_test_split(model, tokenizer, splits.test[:n], settings,
+                          path=folder / f"{settings.model}-test_responses.json")
         extra.update(test_responses=n, test_responses_note=f"{settings.model}-test_responses.json",
                      generation_seconds=round(time.perf_counter() - t_gen, 1))
     extra.update(peak_rss_gb=round(peak_rss_gb(), 2), total_seconds=round(time.perf_counter() - t0, 1))
@@ -298,7 +319,8 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     status_path = run_dir / "course.json"
-    status = json.loads(status_path.read_text()) if status_path.exists() else {"stages": {}, "finished": False}
+    status = (json.loads(status_path.read_text()) if status_path.exists()
+              else {"stages": {}, "finished": False})
     status["fast"] = fast
     status.update(git_state())  # the code this start runs; each stage below records it too (docs/README.md)
     print(f"Course run folder: {run_dir}  ({'FAST' if fast else 'full'} mode, {len(stages)} notebooks)")
@@ -312,7 +334,8 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
             key = _stage_key(path)
             done = status["stages"].get(key, {}).get("ok")
             if done and "all" not in redo_keys and key not in redo_keys:
-                print(f"[{key}] {path.stem}: done earlier in {status['stages'][key]['seconds']:.0f} s, reused")
+                print(f"[{key}] {path.stem}: done earlier in "
+                      f"{status['stages'][key]['seconds']:.0f} s, reused")
                 continue
             print(f"[{key}] {path.stem}: running ...", flush=True)
             ran = True
@@ -334,13 +357,16 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
                                      "commit": status["commit"], "dirty": status["dirty"]}
             atomic_write_json(status_path, status)
             if error:
-                print(f"[{key}] {path.stem}: FAILED after {seconds:.0f} s; executed notebook with the error: {out}")
+                print(f"[{key}] {path.stem}: FAILED after {seconds:.0f} s; executed notebook "
+                      f"with the error: {out}")
                 write_summary(run_dir, status)
-                raise RuntimeError(f"Stage {key} ({path.name}) failed: {error.splitlines()[0] if error else ''}\n"
-                                   f"Fix it and run `python -m helpers course` again; finished stages are reused.")
+                raise RuntimeError(f"Stage {key} ({path.name}) failed: "
+                                   f"{error.splitlines()[0] if error else ''}\nFix it and run `python -m "
+                                   "helpers course` again; finished stages are reused.")
             print(f"[{key}] {path.stem}: done in {seconds:.0f} s")
         if not ran:
-            print("Every stage was done earlier: `--redo 04` runs a stage again, `--new` starts a new run folder.")
+            print("Every stage was done earlier: `--redo 04` runs a stage again, `--new` "
+                  "starts a new run folder.")
         status["finished"] = True
         atomic_write_json(status_path, status)
     finally:
@@ -369,41 +395,50 @@ def _evaluation_lines(run_dir: Path) -> list[str]:
     if judged.exists():
         info = json.loads(judged.read_text())
         lines += ["## Test split: reference answers and the judge (notebook 05)", "",
-                  "| model | exact match | word-overlap F1 | judge mean (0–100) | n |", "|---|---|---:|---|---:|"]
+                  "| model | exact match | word-overlap F1 | judge mean (0–100) | n |",
+                  "|---|---|---:|---|---:|"]
         for name, mean in info.get("means", {}).items():
             ref = info.get("reference", {}).get(name)
             exact = pct(ref["exact_match"], ref["ci95"]) if ref else "–"
             f1 = f"{ref['mean_f1']:.3f}" if ref else "–"
-            lines.append(f"| {name} | {exact} | {f1} | {mean['mean']:.1f} [{mean['ci95'][0]:.1f}, {mean['ci95'][1]:.1f}] | {mean['n']} |")
+            lines.append(f"| {name} | {exact} | {f1} | {mean['mean']:.1f} [{mean['ci95'][0]:.1f}, "
+                         f"{mean['ci95'][1]:.1f}] | {mean['n']} |")
         if info.get("by_family_kind"):  # in-family (template siblings in training) vs held-out families
             lines += ["", "| model · test records | exact match | word-overlap F1 | judge mean (0–100) | n |",
                       "|---|---|---:|---|---:|"]
             for name, row in info["by_family_kind"].items():
-                judge_mean = (f"{row['judge_mean']:.1f} [{row['judge_ci95'][0]:.1f}, {row['judge_ci95'][1]:.1f}]"
+                judge_mean = (f"{row['judge_mean']:.1f} [{row['judge_ci95'][0]:.1f}, "
+                              f"{row['judge_ci95'][1]:.1f}]"
                               if "judge_mean" in row else "–")
-                lines.append(f"| {name} | {pct(row['exact_match'], row['exact_ci95'])} | {row['mean_f1']:.3f} "
-                             f"| {judge_mean} | {row['n']} |")
-        cal, direct, scores = info.get("calibration", {}), info.get("pairwise_direct", {}), info.get("pairwise_from_scores", {})
-        lines += ["", f"- judge {info.get('judge')}, prompt {info.get('prompt')}; {info.get('parse_failures')} unparsable",
+                lines.append(f"| {name} | {pct(row['exact_match'], row['exact_ci95'])} | "
+                             f"{row['mean_f1']:.3f} | {judge_mean} | {row['n']} |")
+        cal, direct = info.get("calibration", {}), info.get("pairwise_direct", {})
+        scores = info.get("pairwise_from_scores", {})
+        lines += ["", f"- judge {info.get('judge')}, prompt {info.get('prompt')}; "
+                      f"{info.get('parse_failures')} unparsable",
                   f"- calibration: {cal.get('pairs_ordered', 0):.0%} of pairs ordered right, "
                   f"{cal.get('fully_ordered', 0):.0%} of {cal.get('records')} records fully ordered",
                   f"- win rate of the fine-tuned model: judged in both orders "
                   f"{pct(direct.get('win_rate_fine_tuned', 0), direct.get('ci95', (0, 0)))}, "
-                  f"from the two scores per record {pct(scores.get('win_rate_fine_tuned', 0), scores.get('ci95', (0, 0)))}",
-                  f"- judge start {info.get('judge_start_seconds')} s, {info.get('seconds_per_record')} s per record", ""]
+                  "from the two scores per record "
+                  f"{pct(scores.get('win_rate_fine_tuned', 0), scores.get('ci95', (0, 0)))}",
+                  f"- judge start {info.get('judge_start_seconds')} s, "
+                  f"{info.get('seconds_per_record')} s per record", ""]
     mmlu = run_dir / "06_mmlu_results.csv"
     if mmlu.exists():
         table = accuracy_summary(pd.read_csv(mmlu))
-        lines += ["## MMLU questions from lm-eval (notebook 06)", "", "| model | scoring | shots | accuracy | n |",
-                  "|---|---|---:|---|---:|"]
-        lines += [f"| {r.model} | {r.scoring} | {r.k_shot} | {pct(r.accuracy, (r.ci_low, r.ci_high))} | {r.n} |"
+        lines += ["## MMLU questions from lm-eval (notebook 06)", "",
+                  "| model | scoring | shots | accuracy | n |", "|---|---|---:|---|---:|"]
+        lines += [f"| {r.model} | {r.scoring} | {r.k_shot} | "
+                  f"{pct(r.accuracy, (r.ci_low, r.ci_high))} | {r.n} |"
                   for r in table.itertuples()]
         lines += ["", "Chance is 25 %.", ""]
     circular = run_dir / "06_mmlu_circular.json"
     if circular.exists():  # letter scoring with the right answer rotated through every position
         lines += ["| model | letter 0-shot | mean over rotations | circular (right in every rotation) |",
                   "|---|---:|---|---|"]
-        lines += [f"| {r['model']} | {r['plain'] * 100:.1f} % | {pct(r['mean_over_rotations'], r['mean_ci'])} "
+        lines += [f"| {r['model']} | {r['plain'] * 100:.1f} % | "
+                  f"{pct(r['mean_over_rotations'], r['mean_ci'])} "
                   f"| {pct(r['circular'], r['circular_ci'])} (chance {r['circular_chance'] * 100:.1f} %) |"
                   for r in json.loads(circular.read_text())]
         lines.append("")
@@ -411,8 +446,9 @@ def _evaluation_lines(run_dir: Path) -> list[str]:
     if humaneval.exists():
         table = pass_at_k_summary(pd.read_json(humaneval))
         lines += ["## HumanEval (notebook 06)", ""]
-        lines += [f"- {r['model']}: pass@1 {pct(r['pass@1'], (r['ci_low'], r['ci_high']))} on {r['problems']} problems "
-                  f"({r['passed']} passed, {r['failed']} failed, {r['timeout']} timed out)" for r in table.to_dict("records")]
+        lines += [f"- {r['model']}: pass@1 {pct(r['pass@1'], (r['ci_low'], r['ci_high']))} on "
+                  f"{r['problems']} problems ({r['passed']} passed, {r['failed']} failed, {r['timeout']} "
+                  "timed out)" for r in table.to_dict("records")]
         lines.append("")
     pairwise = run_dir / "06_pairwise.json"
     if pairwise.exists():
@@ -424,23 +460,26 @@ def write_summary(run_dir: Path, status: dict) -> Path:
     """``summary.md``: time per stage, the fine-tuning figures, and every artifact of the run."""
     lines = [f"# Course run {run_dir.name}", "",
              f"Mode: {'FAST' if status.get('fast') else 'full'}; finished: {status.get('finished', False)}; "
-             f"commit: {status.get('commit') or 'unknown'}{' (with uncommitted changes)' if status.get('dirty') else ''}", "",
+             f"commit: {status.get('commit') or 'unknown'}"
+             f"{' (with uncommitted changes)' if status.get('dirty') else ''}", "",
              "## Stages", "", "| stage | notebook | seconds | status |", "|---|---|---:|---|"]
     total = 0.0
     for key, stage in sorted(status.get("stages", {}).items()):
         total += stage["seconds"]
-        lines.append(f"| {key} | {stage['notebook']} | {stage['seconds']:.0f} | {'ok' if stage['ok'] else 'FAILED'} |")
+        lines.append(f"| {key} | {stage['notebook']} | {stage['seconds']:.0f} | "
+                     f"{'ok' if stage['ok'] else 'FAILED'} |")
     lines += [f"| | total | {total:.0f} | |", ""]
     for info_path in sorted((run_dir / "finetuned").glob("*.json")):
         info = json.loads(info_path.read_text())
         if not isinstance(info, dict) or "initial_val_loss" not in info:  # only the <model>.json descriptions
             continue
         lines += [f"## Fine-tuning {info['model']}", "",
-                  f"- validation loss: {info['initial_val_loss']:.3f} before training, best {info['best_val_loss']:.3f} "
-                  f"at epoch {info['best_epoch']:.2f} (step {info['best_step']})",
+                  f"- validation loss: {info['initial_val_loss']:.3f} before training, best "
+                  f"{info['best_val_loss']:.3f} at epoch {info['best_epoch']:.2f} (step {info['best_step']})",
                   f"- final: train {info['final_train_loss']:.3f}, val {info['final_val_loss']:.3f}"
                   + (f", test {info['test_loss']:.3f}" if info.get("test_loss") is not None else ""),
-                  f"- stopped early: {info['stopped_early']}; overfitting from epoch: {info['overfit_epoch']}",
+                  f"- stopped early: {info['stopped_early']}; overfitting from epoch: "
+                  f"{info['overfit_epoch']}",
                   f"- {info['steps']} steps, {info['epochs']:.2f} epochs, {info['tokens_seen']:,} tokens, "
                   f"{info['train_seconds']:.0f} s of training on {info.get('device', '?')}"
                   + (f"; peak memory {info['peak_rss_gb']:.1f} GB" if info.get("peak_rss_gb") else ""), ""]
@@ -464,7 +503,8 @@ class PublishError(RuntimeError):
 
 
 def git_state(repo: Path = REPO_ROOT) -> dict:
-    """``{"commit": git rev-parse HEAD, "dirty": git status --porcelain is not empty}``; None when not in git."""
+    """``{"commit": git rev-parse HEAD, "dirty": git status --porcelain is not empty}``; None when not in
+    git."""
     import subprocess
 
     def git(*args) -> str:
@@ -483,13 +523,15 @@ def code_cells(nb) -> list[str]:
 
 
 def _widget_state(nb) -> dict:
-    return nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    saved = nb.metadata.get("widgets", {})
+    return saved.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
 
 
 def _progress_text(state: dict, model_id) -> str | None:
     """The final text of a tqdm.auto bar (an HBox of HTML, progress, HTML), or None for another widget."""
     model = state.get(str(model_id).removeprefix("IPY_MODEL_"), {})
-    children = [state.get(c.removeprefix("IPY_MODEL_"), {}) for c in model.get("state", {}).get("children", [])]
+    children = [state.get(c.removeprefix("IPY_MODEL_"), {})
+                for c in model.get("state", {}).get("children", [])]
     kinds = [c.get("model_name") for c in children]
     if model.get("model_name") != "HBoxModel" or len(kinds) != 3 or kinds[0] != "HTMLModel" \
             or kinds[1] not in ("FloatProgressModel", "IntProgressModel"):
@@ -498,7 +540,8 @@ def _progress_text(state: dict, model_id) -> str | None:
 
     left, bar, right = (c.get("state", {}) for c in children)
     done = round(10 * bar.get("value", 0) / bar["max"]) if bar.get("max") else 0
-    text = f"{html.unescape(left.get('value', ''))}|{'█' * done}{' ' * (10 - done)}|{html.unescape(right.get('value', ''))}"
+    text = (f"{html.unescape(left.get('value', ''))}|{'█' * done}{' ' * (10 - done)}|"
+            f"{html.unescape(right.get('value', ''))}")
     return text.replace("\u2007", " ").strip()
 
 
@@ -561,8 +604,8 @@ def coalesce_streams(nb) -> int:
         outputs = []
         for output in cell.get("outputs", []):
             last = outputs[-1] if outputs else None
-            if (output.get("output_type") == "stream" and last is not None and last.get("output_type") == "stream"
-                    and last.get("name") == output.get("name")):
+            if (output.get("output_type") == "stream" and last is not None
+                    and last.get("output_type") == "stream" and last.get("name") == output.get("name")):
                 last["text"] += output["text"]
                 merged += 1
             else:
@@ -609,18 +652,20 @@ def publish(run_dir=None, docs_dir: Path = DOCS_DIR, sources_dir: Path = NOTEBOO
 
     run_dir = Path(run_dir) if run_dir is not None else latest_run(fast=False)
     if run_dir is None or not (run_dir / "course.json").exists():
-        raise PublishError(f"No finished full course run {'in ' + str(RUNS_DIR) if run_dir is None else 'at ' + str(run_dir)}"
+        raise PublishError("No finished full course run "
+                           f"{'in ' + str(RUNS_DIR) if run_dir is None else 'at ' + str(run_dir)}"
                            ": run `make course` first (about an hour on a 2-core CPU), then publish again.")
     status = json.loads((run_dir / "course.json").read_text())
     if status.get("fast") or run_dir.name.endswith("-fast"):
-        raise PublishError(f"{run_dir.name} is a FAST run (tiny random model, a handful of records): its outputs "
-                           "would pass for real results. Publish a full run: `make course`.")
+        raise PublishError(f"{run_dir.name} is a FAST run (tiny random model, a handful of records): its "
+                           "outputs would pass for real results. Publish a full run: `make course`.")
     stages = status.get("stages", {})
     sources = {p.name: p for p in course_stages(sources_dir)}
     ran = {stage["notebook"]: stage for stage in stages.values() if stage.get("ok")}
     missing = [name for name in sources if name not in ran]
     if not status.get("finished") or missing:
-        raise PublishError(f"{run_dir.name} is unfinished (not done: {', '.join(missing) or 'the run did not end'}): "
+        raise PublishError(f"{run_dir.name} is unfinished (not done: "
+                           f"{', '.join(missing) or 'the run did not end'}): "
                            "run `make course` to finish it (finished stages are reused), then publish again.")
     executed = {name: nbformat.read(run_dir / ran[name]["executed"], as_version=4) for name in sources}
     drifted = [name for name, nb in executed.items()
@@ -640,7 +685,8 @@ def publish(run_dir=None, docs_dir: Path = DOCS_DIR, sources_dir: Path = NOTEBOO
         relink(nb, set(executed))
         nbformat.write(nb, out / name)
     summary = run_dir / "summary.md"
-    shutil.copyfile(summary if summary.exists() else write_summary(run_dir, status), Path(docs_dir) / "summary.md")
+    shutil.copyfile(summary if summary.exists() else write_summary(run_dir, status),
+                    Path(docs_dir) / "summary.md")
     (Path(docs_dir) / "README.md").write_text(_docs_readme(run_dir, status, [ran[name] for name in sources]))
     print(f"Published {len(executed)} executed notebooks of {run_dir.name} to {out} "
           f"({widgets} widget outputs given a static fallback), summary.md and README.md.")
@@ -654,9 +700,10 @@ def _docs_readme(run_dir: Path, status: dict, stages: list[dict]) -> str:
 
     commits = sorted({commit(stage) for stage in stages})
     lines = ["# The course, executed", "",
-             "The notebooks of [`notebooks/`](../notebooks/) with their outputs, as the full `make course` run "
-             f"`{run_dir.name}` left them (Gemma 3 270M, the course's data set): read them here without running "
-             "anything. Interactive widgets appear as a static note; progress bars as their final text.", "",
+             "The notebooks of [`notebooks/`](../notebooks/) with their outputs, as the full `make course` "
+             f"run `{run_dir.name}` left them (Gemma 3 270M, the course's data set): read them here without "
+             "running anything. Interactive widgets appear as a static note; progress bars as "
+             "their final text.", "",
              f"- run: `runs/{run_dir.name}`; its times and results: [summary.md](summary.md)",
              f"- code: commit {commits[0] if len(commits) == 1 else 'per stage, see the table'}",
              "- refresh: `make course`, then `.venv/bin/python -m helpers course --publish`; "

@@ -6,7 +6,8 @@ Public API (stable; notebooks 01-02 and the training loop import these names):
     records = load_course_data()                              # the course's own data set, COURSE_DATA
     records = validate_records(records, source="my.json")     # raises RecordError listing EVERY problem
 
-    format_prompt(record, style="alpaca")    # everything the model sees before the response (ends with the header)
+    # everything the model sees before the response (ends with the header):
+    format_prompt(record, style="alpaca")
     format_response(record, style="alpaca")  # the response text the model learns to write
     format_example(record, style="alpaca")   # prompt + response
     PROMPT_STYLES                            # {"alpaca": PromptStyle, "phi3": PromptStyle}
@@ -22,7 +23,8 @@ Records are Alpaca-format dicts ``{"instruction", "input", "output"}``; ``input`
 The two prompt styles, byte for byte (``[...]`` only when the input is non-empty)::
 
     alpaca:  Below is an instruction that describes a task. Write a response that appropriately completes the
-             request.\\n\\n### Instruction:\\n{instruction}[\\n\\n### Input:\\n{input}]\\n\\n### Response:\\n{output}
+             request.\\n\\n### Instruction:\\n{instruction}[\\n\\n### Input:\\n{input}]\\n\\n###
+             Response:\\n{output}
     phi3:    <|user|>\\n{instruction}[\\n{input}]\\n\\n<|assistant|>\\n{output}
 
 The prompt is everything up to and including the response header (``### Response:\\n`` or
@@ -47,9 +49,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -76,8 +79,8 @@ class RecordError(ValueError):
             lines.append(f"  - {where}, field {field_name!r}: {what}")
         lines.append(
             "Fix: every record must be a JSON object with non-empty string fields 'instruction' and 'output' "
-            "and an optional string 'input'. Correct or delete these records in the file (indices count from 0) "
-            "and load it again."
+            "and an optional string 'input'. Correct or delete these records in the file (indices count from "
+            "0) and load it again."
         )
         super().__init__("\n".join(lines))
 
@@ -100,8 +103,9 @@ def _check_sha256(path: Path, sha256: str | None, origin: str) -> None:
     digest = _sha256(path)
     if digest != sha256.lower():
         raise ValueError(
-            f"{path} (from {origin}) has sha256 {digest}, expected {sha256.lower()}. The file is corrupt or a "
-            f"different version: delete {path} and load it again, or pass the sha256 of the version you want."
+            f"{path} (from {origin}) has sha256 {digest}, expected {sha256.lower()}. The file is corrupt or "
+            f"a different version: delete {path} and load it again, or pass the sha256 of "
+            "the version you want."
         )
 
 
@@ -147,7 +151,7 @@ def _parse_records(text: str, source: str) -> list:
         if isinstance(whole, dict):
             if "instruction" in whole or "output" in whole:
                 return [whole]
-            raise RecordError([(None, "(file)", f"expected a JSON list of records or JSON Lines, got one JSON "
+            raise RecordError([(None, "(file)", "expected a JSON list of records or JSON Lines, got one JSON "
                                                 f"object with keys {sorted(whole)[:8]}")], source)
     records = []
     problems = []
@@ -161,7 +165,8 @@ def _parse_records(text: str, source: str) -> list:
     if problems:
         raise RecordError(problems, source)
     if not records:
-        raise RecordError([(None, "(file)", "the file holds no records (expected a JSON list or JSON Lines)")],
+        raise RecordError([(None, "(file)",
+                            "the file holds no records (expected a JSON list or JSON Lines)")],
                           source)
     return records
 
@@ -189,8 +194,9 @@ def load_records(source, sha256: str | None = None, cache: bool = True, validate
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark is allowed
     except UnicodeDecodeError as error:
-        raise RecordError([(None, "(file)", f"not UTF-8: byte {error.start} is {raw[error.start:error.start + 1]!r} "
-                                            f"({error.reason}); save the file as UTF-8")], origin) from None
+        raise RecordError([(None, "(file)", f"not UTF-8: byte {error.start} is "
+                                            f"{raw[error.start:error.start + 1]!r} ({error.reason}); "
+                                            "save the file as UTF-8")], origin) from None
     records = _parse_records(text, origin)
     return validate_records(records, source=origin) if validate else records
 
@@ -229,21 +235,23 @@ def validate_records(records, source: str = "records") -> list[dict]:
             if name not in record:
                 problems.append((index, name, "missing key"))
             elif not isinstance(record[name], str):
-                problems.append((index, name, f"wrong type: expected a string, got {type(record[name]).__name__}"))
+                problems.append((index, name,
+                                 f"wrong type: expected a string, got {type(record[name]).__name__}"))
             elif not record[name].strip():
                 problems.append((index, name, "empty (blank) text"))
         value = record.get("input")
         if value is not None and not isinstance(value, str):
             problems.append((index, "input", f"wrong type: expected a string, got {type(value).__name__}"))
         if "family" in record and not isinstance(record["family"], str):
-            problems.append((index, "family", f"wrong type: expected a string, got {type(record['family']).__name__}"))
+            problems.append((index, "family",
+                             f"wrong type: expected a string, got {type(record['family']).__name__}"))
         for name, text in record.items():
             if isinstance(text, str):
                 try:
                     text.encode("utf-8")
                 except UnicodeEncodeError as error:  # a lone surrogate such as "\ud83d": no UTF-8 for it
-                    problems.append((index, name, f"character {error.start} ({text[error.start]!r}) cannot be "
-                                                  "written as UTF-8 (a lone surrogate: half an emoji?)"))
+                    problems.append((index, name, f"character {error.start} ({text[error.start]!r}) cannot "
+                                                  "be written as UTF-8 (a lone surrogate: half an emoji?)"))
         clean.append({**record, "input": value if isinstance(value, str) else ""})
     if problems:
         raise RecordError(problems, source)
@@ -255,13 +263,15 @@ def validate_records(records, source: str = "records") -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 ALPACA_HEADER = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request."
 )
 
 
 @dataclass(frozen=True)
 class PromptStyle:
-    """How one prompt style renders a record (notebook 01): ``prompt(record)`` ends with ``response_header``."""
+    """How one prompt style renders a record (notebook 01): ``prompt(record)`` ends with
+    ``response_header``."""
 
     name: str
     prompt: Callable[[Mapping], str]
@@ -288,14 +298,16 @@ def _phi3_prompt(record: Mapping) -> str:
 
 PROMPT_STYLES: dict[str, PromptStyle] = {
     "alpaca": PromptStyle("alpaca", _alpaca_prompt, "### Response:\n",
-                          "Alpaca: fixed header, ### Instruction / ### Input (if any) / ### Response sections"),
+                          "Alpaca: fixed header, ### Instruction / ### Input (if any) / "
+                          "### Response sections"),
     "phi3": PromptStyle("phi3", _phi3_prompt, "<|assistant|>\n",
                         "Phi-3 chat turns: <|user|> instruction [input], then <|assistant|> response"),
 }
 
 
 def get_style(style: str | PromptStyle) -> PromptStyle:
-    """The :class:`PromptStyle` called ``style`` (or ``style`` itself); a clear error for unknown names (notebook 01)."""
+    """The :class:`PromptStyle` called ``style`` (or ``style`` itself); a clear error for unknown names
+    (notebook 01)."""
     if isinstance(style, PromptStyle):
         return style
     try:
@@ -336,7 +348,8 @@ class Splits(NamedTuple):
 
     def describe(self) -> str:
         total = max(1, sum(self.sizes().values()))
-        return " | ".join(f"{name} {size:,} ({100 * size / total:.1f} %)" for name, size in self.sizes().items())
+        return " | ".join(f"{name} {size:,} ({100 * size / total:.1f} %)"
+                          for name, size in self.sizes().items())
 
 
 # Families of the course's data set that never appear in training or validation: their records are all
@@ -351,7 +364,8 @@ def is_holdout(record: Mapping) -> bool:
 
 def _rank_merge(groups: list[list]) -> list:
     """Merge lists by relative position (no randomness), so every prefix mixes them in proportion."""
-    keyed = [((rank + 0.5) / len(members), g, rank) for g, members in enumerate(groups) for rank in range(len(members))]
+    keyed = [((rank + 0.5) / len(members), g, rank) for g, members in enumerate(groups)
+             for rank in range(len(members))]
     return [groups[g][rank] for _, g, rank in sorted(keyed)]
 
 
@@ -399,9 +413,11 @@ def split_records(records: list, fractions=(0.85, 0.05, 0.10), seed: int = 123, 
         splits = Splits(train=splits.train, val=splits.val, test=test)
         if verbose:
             n_out = sum(len(g) for g in groups)
-            print(f"Split {len(records):,} records ({'shuffled with seed ' + str(seed) if shuffle else 'file order'}, "
-                  f"{len(held_out)} famil{'y' if len(held_out) == 1 else 'ies'} held out for the test split): {splits.describe()}; the test split holds "
-                  f"{len(test) - n_out:,} in-family and {n_out:,} out-of-family records ({', '.join(held_out)})")
+            print(f"Split {len(records):,} records "
+                  f"({'shuffled with seed ' + str(seed) if shuffle else 'file order'}, "
+                  f"{len(held_out)} famil{'y' if len(held_out) == 1 else 'ies'} held out for the test "
+                  f"split): {splits.describe()}; the test split holds {len(test) - n_out:,} in-family and "
+                  f"{n_out:,} out-of-family records ({', '.join(held_out)})")
         return splits
     if stratify == "auto":
         stratify = "family" if shuffle and records and all("family" in r for r in records) else None
@@ -431,7 +447,8 @@ def split_records(records: list, fractions=(0.85, 0.05, 0.10), seed: int = 123, 
         rng.shuffle(ordered)
     n = len(ordered)
     n_train, n_test = int(n * f_train), int(n * f_test)
-    splits = Splits(train=ordered[:n_train], test=ordered[n_train:n_train + n_test], val=ordered[n_train + n_test:])
+    splits = Splits(train=ordered[:n_train], test=ordered[n_train:n_train + n_test],
+                    val=ordered[n_train + n_test:])
     if verbose:
         how = "file order" if not shuffle else f"shuffled with seed {seed}"
         if stratify:
@@ -467,7 +484,8 @@ def _ngram_entries(texts: list[str], vocab: dict[str, int], n: int) -> tuple[lis
 
 @dataclass
 class LeakageReport:
-    """What :func:`leakage_report` found (notebook 01). Pairs name the split and the index inside that split."""
+    """What :func:`leakage_report` found (notebook 01). Pairs name the split and the index inside that
+    split."""
 
     threshold: float
     ngram: int
@@ -533,7 +551,8 @@ def leakage_report(splits, threshold: float = 0.95, ngram: int = 4, block: int =
                 if a != b:
                     report.exact.append((a, i, b, j))
     report.within_split_exact = {k: v for k, v in report.within_split_exact.items() if v}
-    exact_pairs = {(a, i, b, j) for a, i, b, j in report.exact} | {(b, j, a, i) for a, i, b, j in report.exact}
+    exact_pairs = ({(a, i, b, j) for a, i, b, j in report.exact}
+                   | {(b, j, a, i) for a, i, b, j in report.exact})
 
     # Near duplicates: one shared n-gram vocabulary, a sparse matrix per split.
     vocab: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """Multiple-choice benchmarks (MMLU-style) scored by log-likelihood (taught in notebook 06).
 
-    questions, report = load_mmlu_lm_eval()            # 282 MMLU questions shipped inside lm-eval's task YAMLs
+    questions, report = load_mmlu_lm_eval()          # 282 MMLU questions shipped inside lm-eval's task YAMLs
     results = evaluate_multiple_choice(model, tok, questions, method="letter", k_shot=0)
     summary = accuracy_summary(results)                 # accuracy, Wilson 95 % interval, chance level
     plot_accuracy(summary)                              # bars with intervals and the chance line
@@ -24,7 +24,8 @@ only at the positions that predict a choice token. When every choice is a single
 row suffices: one body pass of the prompt and one head call at its last position.
 
 Online loaders for the full MMLU (and the other suites in ``helpers.suites``) read files placed locally
-and download only when asked (``download=True``); offline they raise an error that says what to fetch and where.
+and download only when asked (``download=True``); offline they raise an error that says what to fetch and
+where.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def mmlu_task_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise BenchmarkDataMissing(
             "The MMLU questions ship inside the lm-eval package, which is not installed. We read its task "
-            f"files as data only, so install it without its heavy dependencies: pip install --no-deps {LM_EVAL_PIN}"
+            "files as data only, so install it without its heavy dependencies: pip install "
+            f"--no-deps {LM_EVAL_PIN}"
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / MMLU_TASK_SUBDIR
     if not folder.is_dir():
@@ -106,7 +108,8 @@ def parse_flan_sample(question_text: str, target: str, subject: str, source: str
     pieces = _CHOICE_MARK.split(choice_text)  # ['', 'A', 'text', 'B', 'text', ...]
     letters, texts = pieces[1::2], [t.strip() for t in pieces[2::2]]
     if letters != list(LETTERS[: len(letters)]) or len(letters) < 2 or not all(texts):
-        raise ValueError(f"{source}: choice markers {letters} are not A, B, C, ... in order with text after each")
+        raise ValueError(f"{source}: choice markers {letters} are not A, B, C, ... in order "
+                         "with text after each")
     answers = _ANSWER.findall(target)
     if not answers:
         raise ValueError(f"{source}: the target has no 'The answer is (X)': {target[-80:]!r}")
@@ -130,7 +133,8 @@ def load_mmlu_lm_eval(subjects: list[str] | None = None) -> tuple[list[MCQuestio
     folder = mmlu_task_dir()
     files = sorted(folder.glob("mmlu_*.yaml"))
     if not files:
-        raise BenchmarkDataMissing(f"No mmlu_*.yaml files in {folder}; reinstall: pip install --no-deps {LM_EVAL_PIN}")
+        raise BenchmarkDataMissing(f"No mmlu_*.yaml files in {folder}; reinstall: pip install "
+                                   f"--no-deps {LM_EVAL_PIN}")
     questions, skipped, n_samples = [], [], 0
     for path in files:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -144,7 +148,8 @@ def load_mmlu_lm_eval(subjects: list[str] | None = None) -> tuple[list[MCQuestio
                 questions.append(parse_flan_sample(sample["question"], sample["target"], subject, source))
             except (KeyError, ValueError) as err:
                 skipped.append((source, str(err)))
-    report = {"files": len(files), "samples": n_samples, "parsed": len(questions), "skipped": skipped, "folder": str(folder)}
+    report = {"files": len(files), "samples": n_samples, "parsed": len(questions), "skipped": skipped,
+              "folder": str(folder)}
     return questions, report
 
 
@@ -158,7 +163,8 @@ def subject_title(subject: str) -> str:
 
 
 def pick_shots(question: MCQuestion, pool: list[MCQuestion], k: int) -> list[MCQuestion]:
-    """The first ``k`` other questions of the same subject in ``pool`` (deterministic; never the question itself)."""
+    """The first ``k`` other questions of the same subject in ``pool`` (deterministic; never the question
+    itself)."""
     if k <= 0:
         return []
     same = [q for q in pool if q.subject == question.subject and q != question]
@@ -174,17 +180,21 @@ def _cloze_block(q: MCQuestion) -> str:
     return f"Question: {q.question}\nAnswer:"
 
 
-def mc_prompt(question: MCQuestion, shots: list[MCQuestion] = (), method: str = "letter") -> tuple[str, list[str]]:
-    """``(prompt, continuations)`` for one question; continuation i is what choice i would add after the prompt.
+def mc_prompt(question: MCQuestion, shots: list[MCQuestion] = (),
+              method: str = "letter") -> tuple[str, list[str]]:
+    """``(prompt, continuations)`` for one question; continuation i is what choice i would add after the
+    prompt.
 
     ``letter``: the choices are listed and the continuations are `` A``, `` B``, ...;
     ``choice``: the choices are not listed and the continuations are `` <choice text>``.
     Solved shots come first, separated by blank lines, under one line naming the subject.
     """
     if method == "letter":
-        header = f"The following are multiple choice questions (with answers) about {subject_title(question.subject)}.\n\n"
+        header = ("The following are multiple choice questions (with answers) about "
+                  f"{subject_title(question.subject)}.\n\n")
         solved = [f"{_letter_block(s)} {s.answer_letter}\n\n" for s in shots]
-        return header + "".join(solved) + _letter_block(question), [f" {LETTERS[i]}" for i in range(len(question.choices))]
+        return (header + "".join(solved) + _letter_block(question),
+                [f" {LETTERS[i]}" for i in range(len(question.choices))])
     if method == "choice":
         header = f"The following are questions (with answers) about {subject_title(question.subject)}.\n\n"
         solved = [f"{_cloze_block(s)} {s.choices[s.answer]}\n\n" for s in shots]
@@ -222,7 +232,8 @@ def _context_limit(model) -> int | None:
 
 
 @torch.no_grad()
-def continuation_logprobs(model, context_ids: list[int], continuations: list[list[int]], pad_id: int = 0) -> list[float]:
+def continuation_logprobs(model, context_ids: list[int], continuations: list[list[int]],
+                          pad_id: int = 0) -> list[float]:
     """Sum of log p(continuation tokens | context) for each continuation, in one body pass.
 
     Rows are ``context + continuation[:-1]`` (right-padded with ``pad_id``); the head runs only at the
@@ -234,7 +245,8 @@ def continuation_logprobs(model, context_ids: list[int], continuations: list[lis
     limit = _context_limit(model)
     longest = max(len(c) for c in continuations)
     if limit is not None and len(context_ids) + longest - 1 > limit:
-        context_ids = context_ids[len(context_ids) + longest - 1 - limit :]  # the end of the prompt matters most
+        # the end of the prompt matters most
+        context_ids = context_ids[len(context_ids) + longest - 1 - limit :]
     n_ctx = len(context_ids)
     if longest == 1:
         idx = torch.tensor([context_ids], device=device)  # (1, T)
@@ -262,7 +274,8 @@ def continuation_logprobs(model, context_ids: list[int], continuations: list[lis
     return sums.tolist()
 
 
-def score_question(model, tokenizer, question: MCQuestion, method: str = "letter", shots: list[MCQuestion] = ()) -> dict:
+def score_question(model, tokenizer, question: MCQuestion, method: str = "letter",
+                   shots: list[MCQuestion] = ()) -> dict:
     """Log-likelihood of every choice of one question; returns ``{scoring: list of scores}``.
 
     ``letter`` -> ``{"letter": [...]}``; ``choice`` -> ``{"choice": [...], "choice_norm": [...]}``.
@@ -287,7 +300,8 @@ def evaluate_multiple_choice(
     model_name: str = "model",
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Score every question; one row per (question, scoring) with the predicted choice and whether it is right.
+    """Score every question; one row per (question, scoring) with the predicted choice and whether it is
+    right.
 
     Columns: ``model, scoring, k_shot, subject, source, answer, predicted, correct, n_choices, scores``.
     Shots come from ``shot_pool`` (default: ``questions``), same subject, never the question itself.
@@ -346,7 +360,8 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return (low, high)
 
 
-def accuracy_summary(results: pd.DataFrame, by: tuple[str, ...] = ("model", "scoring", "k_shot"), confidence: float = 0.95) -> pd.DataFrame:
+def accuracy_summary(results: pd.DataFrame, by: tuple[str, ...] = ("model", "scoring", "k_shot"),
+                     confidence: float = 0.95) -> pd.DataFrame:
     """Accuracy per group with a Wilson interval and the chance level (mean of 1 / number of choices)."""
     by = [c for c in by if c in results.columns]
     out = []
@@ -354,12 +369,13 @@ def accuracy_summary(results: pd.DataFrame, by: tuple[str, ...] = ("model", "sco
         key = key if isinstance(key, tuple) else (key,)
         n, right = len(group), int(group["correct"].sum())
         low, high = wilson_interval(right, n, confidence)
-        out.append({**dict(zip(by, key)), "n": n, "correct": right, "accuracy": right / n, "ci_low": low, "ci_high": high,
-                    "chance": float((1 / group["n_choices"]).mean())})
+        out.append({**dict(zip(by, key)), "n": n, "correct": right, "accuracy": right / n, "ci_low": low,
+                    "ci_high": high, "chance": float((1 / group["n_choices"]).mean())})
     return pd.DataFrame(out)
 
 
-def paired_counts(results: pd.DataFrame, model_a: str, model_b: str, scoring: str, k_shot: int | None = None) -> dict:
+def paired_counts(results: pd.DataFrame, model_a: str, model_b: str, scoring: str,
+                  k_shot: int | None = None) -> dict:
     """On the same questions: how many both got right, only A, only B, neither (a paired view of A vs B)."""
     sel = results[results["scoring"] == scoring]
     if k_shot is not None:
@@ -476,14 +492,16 @@ def circular_summary(circular: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     return pd.DataFrame(out)
 
 
-def plot_accuracy(summary: pd.DataFrame, label_cols: tuple[str, ...] = ("model", "scoring", "k_shot"), ax=None, title: str = "Multiple-choice accuracy"):
+def plot_accuracy(summary: pd.DataFrame, label_cols: tuple[str, ...] = ("model", "scoring", "k_shot"),
+                  ax=None, title: str = "Multiple-choice accuracy"):
     """Horizontal bars of accuracy with their intervals, and the chance line drawn on top."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.45 * len(summary) + 1.2))
     cols = [c for c in label_cols if c in summary.columns]
-    labels = [" · ".join(f"{v}-shot" if c == "k_shot" else str(v) for c, v in zip(cols, row)) for row in summary[cols].itertuples(index=False)]
+    labels = [" · ".join(f"{v}-shot" if c == "k_shot" else str(v) for c, v in zip(cols, row))
+              for row in summary[cols].itertuples(index=False)]
     y = range(len(summary))
     acc = summary["accuracy"].to_numpy()
     err = [acc - summary["ci_low"].to_numpy(), summary["ci_high"].to_numpy() - acc]
@@ -500,7 +518,8 @@ def plot_accuracy(summary: pd.DataFrame, label_cols: tuple[str, ...] = ("model",
 
 
 def plot_subject_accuracy(results: pd.DataFrame, scoring: str = "letter", ax=None, title: str | None = None):
-    """Accuracy per subject (one marker per model) with intervals and the chance line; few questions -> wide bars."""
+    """Accuracy per subject (one marker per model) with intervals and the chance line; few questions -> wide
+    bars."""
     import matplotlib.pyplot as plt
 
     sel = results[results["scoring"] == scoring]
@@ -513,7 +532,8 @@ def plot_subject_accuracy(results: pd.DataFrame, scoring: str = "letter", ax=Non
         part = per[per["model"] == model].set_index("subject").reindex(subjects)
         y = [s + (m_i - (len(models) - 1) / 2) * 0.3 for s in range(len(subjects))]
         acc = part["accuracy"].to_numpy()
-        ax.errorbar(acc, y, xerr=[acc - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - acc], fmt="o", ms=3, capsize=2, label=model)
+        ax.errorbar(acc, y, xerr=[acc - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - acc], fmt="o",
+                    ms=3, capsize=2, label=model)
     ax.set_yticks(range(len(subjects)), [subject_title(s) for s in subjects], fontsize=7)
     ax.invert_yaxis()
     chance = float((1 / sel["n_choices"]).mean())
@@ -543,14 +563,15 @@ def fetch_file(url: str, destination: Path, timeout: float = 30.0) -> Path:
     except OSError as err:
         partial.unlink(missing_ok=True)
         raise BenchmarkDataMissing(
-            f"Could not download {url} ({err}). Without internet, download it on a connected machine and place "
-            f"it at {destination}"
+            f"Could not download {url} ({err}). Without internet, download it on a connected machine and "
+            f"place it at {destination}"
         ) from err
     partial.replace(destination)
     return destination
 
 
-def load_mmlu_full(path: str | Path | None = None, split: str = "test", download: bool = False) -> list[MCQuestion]:
+def load_mmlu_full(path: str | Path | None = None, split: str = "test",
+                   download: bool = False) -> list[MCQuestion]:
     """The full MMLU (14,042 test questions) from the original CSV release (Hendrycks et al.).
 
     ``path``: the release's ``data.tar`` or the folder it unpacks to (holding ``test/*_test.csv``);
@@ -563,10 +584,10 @@ def load_mmlu_full(path: str | Path | None = None, split: str = "test", download
     if not target.exists():
         if not download:
             raise BenchmarkDataMissing(
-                f"Full MMLU is not here: {target} does not exist. It is an online-only download (166 MB): fetch "
-                f"{MMLU_FULL_URL} and put it at {target} (or pass path= to the unpacked folder), or call "
-                "load_mmlu_full(download=True) on a machine with internet. The 282 questions inside lm-eval "
-                "work offline: load_mmlu_lm_eval()."
+                f"Full MMLU is not here: {target} does not exist. It is an online-only download (166 MB): "
+                f"fetch {MMLU_FULL_URL} and put it at {target} (or pass path= to the unpacked folder), or "
+                "call load_mmlu_full(download=True) on a machine with internet. The 282 questions inside "
+                "lm-eval work offline: load_mmlu_lm_eval()."
             )
         fetch_file(MMLU_FULL_URL, target)
 
@@ -575,13 +596,16 @@ def load_mmlu_full(path: str | Path | None = None, split: str = "test", download
         out = []
         for i, row in enumerate(csv.reader(io.StringIO(text))):
             if len(row) != 6 or row[5].strip() not in "ABCD":
-                raise ValueError(f"{name} row {i}: expected question, 4 choices and a letter, got {row!r:.120}")
-            out.append(MCQuestion(subject, row[0], tuple(row[1:5]), "ABCD".index(row[5].strip()), f"{Path(name).name}#{i}"))
+                raise ValueError(f"{name} row {i}: expected question, 4 choices and a "
+                                 f"letter, got {row!r:.120}")
+            out.append(MCQuestion(subject, row[0], tuple(row[1:5]), "ABCD".index(row[5].strip()),
+                                  f"{Path(name).name}#{i}"))
         return out
 
     questions: list[MCQuestion] = []
     if target.is_dir():
-        files = sorted((target / split).glob(f"*_{split}.csv")) or sorted(target.glob(f"**/{split}/*_{split}.csv"))
+        files = (sorted((target / split).glob(f"*_{split}.csv"))
+                 or sorted(target.glob(f"**/{split}/*_{split}.csv")))
         for f in files:
             questions += parse_rows(f.name, f.read_text(encoding="utf-8"))
     else:
@@ -591,12 +615,14 @@ def load_mmlu_full(path: str | Path | None = None, split: str = "test", download
             for m in members:
                 questions += parse_rows(m.name, tar.extractfile(m).read().decode("utf-8"))
     if not questions:
-        raise BenchmarkDataMissing(f"No '{split}/*_{split}.csv' files found in {target}; is it the MMLU data.tar release?")
+        raise BenchmarkDataMissing(f"No '{split}/*_{split}.csv' files found in {target}; is it the "
+                                   "MMLU data.tar release?")
     return questions
 
 
 def read_records(path: Path) -> list[dict]:
-    """Records from a local ``.json`` (a list, or ``{"data": [...]}``), ``.jsonl``, ``.csv`` or ``.parquet`` file."""
+    """Records from a local ``.json`` (a list, or ``{"data": [...]}``), ``.jsonl``, ``.csv`` or ``.parquet``
+    file."""
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".jsonl.gz") else path.suffix
     if suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -615,17 +641,20 @@ def read_records(path: Path) -> list[dict]:
             return pd.read_parquet(path).to_dict("records")
         except ImportError as err:
             raise ImportError(f"Reading {path} needs a parquet engine: pip install pyarrow") from err
-    raise ValueError(f"{path}: unsupported file type {suffix!r} (use .json, .jsonl, .jsonl.gz, .csv or .parquet)")
+    raise ValueError(f"{path}: unsupported file type {suffix!r} (use .json, .jsonl, "
+                     ".jsonl.gz, .csv or .parquet)")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Pairwise win rate by response length (AlpacaEval-style view of helpers.judge.pairwise_compare)
 # ----------------------------------------------------------------------------------------------------------
 
-LENGTH_BINS = ((0.0, 0.8, "B shorter (< 0.8x)"), (0.8, 1.25, "similar (0.8-1.25x)"), (1.25, float("inf"), "B longer (> 1.25x)"))
+LENGTH_BINS = ((0.0, 0.8, "B shorter (< 0.8x)"), (0.8, 1.25, "similar (0.8-1.25x)"),
+               (1.25, float("inf"), "B longer (> 1.25x)"))
 
 
-def win_rate_by_length(outcomes, responses_a, responses_b, bins=LENGTH_BINS, confidence: float = 0.95) -> pd.DataFrame:
+def win_rate_by_length(outcomes, responses_a, responses_b, bins=LENGTH_BINS,
+                       confidence: float = 0.95) -> pd.DataFrame:
     """B's win rate within bins of the length ratio len(B) / len(A) (in words), plus a length-controlled mean.
 
     ``outcomes`` per record: 1 = B wins, 0 = A wins, 0.5 = tie (as in ``PairwiseResult.outcomes``). Judges
@@ -637,7 +666,8 @@ def win_rate_by_length(outcomes, responses_a, responses_b, bins=LENGTH_BINS, con
     from helpers.judge import bootstrap_ci
 
     if not len(outcomes) == len(responses_a) == len(responses_b):
-        raise ValueError(f"need one outcome per response pair: {len(outcomes)} outcomes, {len(responses_a)} A, {len(responses_b)} B")
+        raise ValueError(f"need one outcome per response pair: {len(outcomes)} outcomes, {len(responses_a)} "
+                         f"A, {len(responses_b)} B")
     ratios = [max(len(b.split()), 1) / max(len(a.split()), 1) for a, b in zip(responses_a, responses_b)]
     rows = []
     for low, high, label in bins:
@@ -649,12 +679,14 @@ def win_rate_by_length(outcomes, responses_a, responses_b, bins=LENGTH_BINS, con
     n_all = len(outcomes)
     rate, ci_low, ci_high = bootstrap_ci(outcomes, level=confidence)
     rows.append({"bin": "all records", "n": n_all, "win_rate": rate, "ci_low": ci_low, "ci_high": ci_high})
-    rows.append({"bin": "length-controlled", "n": n_all, "win_rate": sum(filled) / len(filled), "ci_low": float("nan"), "ci_high": float("nan")})
+    rows.append({"bin": "length-controlled", "n": n_all, "win_rate": sum(filled) / len(filled),
+                 "ci_low": float("nan"), "ci_high": float("nan")})
     return pd.DataFrame(rows)
 
 
 def plot_win_rate_by_length(table: pd.DataFrame, name_b: str = "B", name_a: str = "A", ax=None):
-    """Bars of B's win rate per length bin, overall and length-controlled, with the 50 % (no preference) line."""
+    """Bars of B's win rate per length bin, overall and length-controlled, with the 50 % (no preference)
+    line."""
     import matplotlib.pyplot as plt
 
     if ax is None:

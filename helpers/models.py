@@ -2,14 +2,16 @@
 
 Every model offers one interface, so training, generation and benchmarks work with any of them:
 
-    hidden = model.body(idx, positions=None, attn_mask=None, cache=None)   # (B, T, emb_dim), final norm applied
-    logits = model.head(hidden)                                             # (..., vocab_size)
-    logits = model(idx)                                                     # (B, T, vocab_size), the book's call
+    # (B, T, emb_dim), final norm applied:
+    hidden = model.body(idx, positions=None, attn_mask=None, cache=None)
+    logits = model.head(hidden)                                         # (..., vocab_size)
+    logits = model(idx)                                                 # (B, T, vocab_size), the book's call
 
 - ``idx``        (B, T) token ids of the *new* tokens.
 - ``positions``  (B, T) absolute position of each new token; default ``cache.length + arange(T)``.
                  Left-padded batches pass per-row positions that start at 0 on the first real token.
-- ``attn_mask``  (B, T_past + T) bool, True where the key is a real token (False on left padding); None = all real.
+- ``attn_mask``  (B, T_past + T) bool, True where the key is a real token (False on left padding);
+                 None = all real.
 - ``cache``      a :class:`KVCache` (``model.new_cache()``); the body appends this call's keys/values to it.
 
 Keeping the output head separate lets training compute logits only where the target is not -100 and
@@ -17,15 +19,14 @@ generation only at the last position; for Gemma 3 the head is 262,144 wide and d
 Config keys are the book's: ``vocab_size, context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias``.
 
 Two architectures:
-- :class:`GPTModel` -- GPT-2 in the book's shapes (``gpt2_config(name)``) and the tiny random ``TINY_GPT_CONFIG``.
+- :class:`GPTModel` -- GPT-2 in the book's shapes (``gpt2_config(name)``) and the tiny random
+  ``TINY_GPT_CONFIG``.
 - :class:`Gemma3Model` -- Gemma 3 (``GEMMA3_270M_CONFIG``), which adds ``n_kv_heads, head_dim, hidden_dim,
   sliding_window, layer_types, rope_local_base, rope_base, rms_norm_eps, query_pre_attn_scalar``.
 Pretrained weights load through :mod:`helpers.weights`; pick a model by name with :mod:`helpers.registry`.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
@@ -123,7 +124,8 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x, layer: int, attn_mask=None, cache: KVCache | None = None):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+        # each (B, H, T, D)
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, H, T_past + T, D)
         if cache is None and attn_mask is None:
@@ -348,7 +350,8 @@ class Gemma3Block(nn.Module):
         self.drop = nn.Dropout(cfg["drop_rate"])
 
     def forward(self, x, layer: int, cos, sin, attn_mask=None, cache=None):
-        x = x + self.drop(self.post_attention_norm(self.att(self.input_norm(x), layer, cos, sin, attn_mask, cache)))
+        x = x + self.drop(self.post_attention_norm(self.att(self.input_norm(x), layer, cos, sin,
+                                                            attn_mask, cache)))
         return x + self.drop(self.post_ff_norm(self.ff(self.pre_ff_norm(x))))
 
 
@@ -384,13 +387,16 @@ class Gemma3Model(nn.Module):
         if positions is None:
             positions = default_positions(idx, cache)
         weight = self.tok_emb.weight
-        x = self.tok_emb(idx) * torch.tensor(self.cfg["emb_dim"] ** 0.5, dtype=weight.dtype, device=weight.device)  # (B, T, C)
+        x = self.tok_emb(idx) * torch.tensor(self.cfg["emb_dim"] ** 0.5, dtype=weight.dtype,
+                                             device=weight.device)  # (B, T, C)
         # RoPE frequencies are recomputed in float32 each call (128 numbers): kept out of the buffers so
         # that model.to(torch.bfloat16) cannot round them.
         head_dim = self.cfg["head_dim"]
         rope = {
-            "sliding_attention": rope_cos_sin(positions, rope_inverse_frequencies(head_dim, self.cfg["rope_local_base"], x.device), x.dtype),
-            "full_attention": rope_cos_sin(positions, rope_inverse_frequencies(head_dim, self.cfg["rope_base"], x.device), x.dtype),
+            "sliding_attention": rope_cos_sin(positions, rope_inverse_frequencies(
+                head_dim, self.cfg["rope_local_base"], x.device), x.dtype),
+            "full_attention": rope_cos_sin(positions, rope_inverse_frequencies(
+                head_dim, self.cfg["rope_base"], x.device), x.dtype),
         }
         for layer, block in enumerate(self.blocks):
             x = block(x, layer, *rope[block.layer_type], attn_mask, cache)

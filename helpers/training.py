@@ -9,7 +9,8 @@ behind ``python -m helpers finetune``). What :func:`train` adds to the plain loo
                             give its noise (standard error over validation records), kept in every row
 - :func:`set_trainable`     freeze the embedding/output head, train only the last N blocks
 - :func:`learning_rate_at`  linear warmup, then constant or cosine decay
-- :class:`History`          one row per evaluation: step, epoch, tokens seen, train/val loss (+ its noise), lr, seconds
+- :class:`History`          one row per evaluation: step, epoch, tokens seen, train/val loss (+ its noise),
+                            lr, seconds
 
 Early stopping restores the best weights; checkpoints (``helpers.checkpoints``) are written at every
 evaluation into a locked folder, and ``resume=True`` continues an interrupted run to exactly the result
@@ -54,7 +55,8 @@ class FinetuneSettings:
 
     model: str = DEFAULT_MODEL
     data: str | None = None  # a JSON/JSONL file; None = the course's data set (data/course-instructions.json)
-    n_records: int | None = None  # use only about N records, taken from each split of the full split; None = all
+    # use only about N records, taken from each split of the full split; None = all
+    n_records: int | None = None
     style: str = "alpaca"  # prompt format: "alpaca" or "phi3"
     mask_instructions: bool = True  # learn the response only (prompt targets are -100)
     allowed_max_length: int = 256  # cut longer examples (tokens)
@@ -68,7 +70,8 @@ class FinetuneSettings:
     grad_accum: int = 1
     eval_every: int = 20
     eval_batches: int | None = 5  # training batches whose loss is reported at each evaluation; None = all
-    val_batches: int | None = None  # validation batches per evaluation; None = the whole split (early stopping watches it)
+    # validation batches per evaluation; None = the whole split (early stopping watches it)
+    val_batches: int | None = None
     patience: int | None = 3
     freeze_embeddings: bool = True
     train_last_n_blocks: int | None = None
@@ -76,11 +79,13 @@ class FinetuneSettings:
     seed: int = 123
     max_new_tokens: int = 96  # for the test-set responses
     n_test_responses: int | None = None  # None = the whole test split
-    fast: bool = False  # FAST sizes (set by for_mode); saved with the results so they never pass for a full run
+    # FAST sizes (set by for_mode); saved with the results so they never pass for a full run
+    fast: bool = False
 
     @classmethod
-    def for_mode(cls, fast: bool = FAST, **overrides) -> "FinetuneSettings":
-        """Full-mode defaults, or FAST-mode sizes (a few steps on a handful of records, on the model you name)."""
+    def for_mode(cls, fast: bool = FAST, **overrides) -> FinetuneSettings:
+        """Full-mode defaults, or FAST-mode sizes (a few steps on a handful of records, on the model you
+        name)."""
         if fast:
             fast_sizes = dict(n_records=48, batch_size=4, epochs=1, max_steps=6, eval_every=3, eval_batches=2,
                               train_last_n_blocks=2, warmup_steps=0, lr=1e-4, allowed_max_length=128,
@@ -109,7 +114,8 @@ TRAIN_KNOBS = ("epochs", "lr", "weight_decay", "warmup_steps", "cosine", "grad_c
 
 def option_name(setting: str) -> str:
     """The ``python -m helpers finetune`` option of a :class:`FinetuneSettings` field."""
-    return {"allowed_max_length": "--max-length", "cosine": "--no-cosine"}.get(setting, "--" + setting.replace("_", "-"))
+    return ({"allowed_max_length": "--max-length", "cosine": "--no-cosine"}
+            .get(setting, "--" + setting.replace("_", "-")))
 
 
 def with_overrides(settings: FinetuneSettings, overrides: dict) -> FinetuneSettings:
@@ -129,7 +135,7 @@ def with_overrides(settings: FinetuneSettings, overrides: dict) -> FinetuneSetti
 
 
 def train(model, loaders, settings: FinetuneSettings | None = None, *, checkpoint_dir=None, resume=False,
-          device=None, progress=True, live_plot=False, on_step=None, **overrides) -> "History":
+          device=None, progress=True, live_plot=False, on_step=None, **overrides) -> History:
     """Fine-tune ``model`` on ``loaders.train``, evaluating on ``loaders.val``; returns a :class:`History`.
 
     The knobs come from ``settings`` (default ``FinetuneSettings()``, the full-mode course settings); a
@@ -150,7 +156,7 @@ def train(model, loaders, settings: FinetuneSettings | None = None, *, checkpoin
         return _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live_plot, on_step)
 
 
-def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live_plot, on_step) -> "History":
+def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live_plot, on_step) -> History:
     epochs, lr, seed, grad_accum = knobs["epochs"], knobs["lr"], knobs["seed"], knobs["grad_accum"]
     eval_every, patience, max_steps = knobs["eval_every"], knobs["patience"], knobs["max_steps"]
     device = torch.device(device or next(model.parameters()).device)
@@ -163,34 +169,39 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
     val_eval = fixed_batches(loaders.val, knobs["val_batches"], seed)  # by default the whole validation split
     if not any(bool((t != IGNORE_INDEX).any()) for _, t in val_eval):
         raise ValueError("The validation batches hold no supervised token (every target is -100), so the "
-                         "validation loss is undefined: raise allowed_max_length (--max-length) or check the data.")
+                         "validation loss is undefined: raise allowed_max_length "
+                         "(--max-length) or check the data.")
     run = RunState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     run.fingerprint = run_fingerprint(model, trainable, loaders, knobs)
     if resume and checkpoint_dir and resumable(checkpoint_dir, run.fingerprint):
         run = resume_from(checkpoint_dir, model, optimizer, run)
     elif checkpoint_dir:
-        ckpt.remove_checkpoints(checkpoint_dir)  # starting over: no step of an earlier run may be resumed later
+        # starting over: no step of an earlier run may be resumed later
+        ckpt.remove_checkpoints(checkpoint_dir)
     if run.finished:
         return finish(model, run, checkpoint_dir)
     bar = progress_bar(progress, total_steps, run.step)
     plot = live_loss_plot(live_plot, run)
     started = time.perf_counter() - run.seconds
     if not run.rows:  # the losses before any training: the starting point of the curve
-        record(run, model, train_eval, val_eval, device, lr=0.0, started=started, checkpoint_dir=checkpoint_dir, optimizer=optimizer, plot=plot)
+        record(run, model, train_eval, val_eval, device, lr=0.0, started=started,
+               checkpoint_dir=checkpoint_dir, optimizer=optimizer, plot=plot)
     model.train()
     step_tokens = 0  # supervised tokens of the batches since the last optimizer step
     for epoch in range(run.epoch, epochs):
-        for batch_index, (inputs, targets) in epoch_batches(loaders.train, seed, epoch, skip=run.batch_index, run=run):
+        for batch_index, (inputs, targets) in epoch_batches(loaders.train, seed, epoch,
+                                                            skip=run.batch_index, run=run):
             inputs, targets = inputs.to(device), targets.to(device)
             with autocast(device):
                 loss = supervised_loss(model, inputs, targets)  # mean over this batch's supervised tokens
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
-                    f"Loss is {loss.item()} at step {run.step + 1} (epoch {epoch + 1}, batch {batch_index} of "
-                    f"{len(loaders.train)}). Training stopped; the last good checkpoint stays in "
+                    f"Loss is {loss.item()} at step {run.step + 1} (epoch {epoch + 1}, batch {batch_index} "
+                    f"of {len(loaders.train)}). Training stopped; the last good checkpoint stays in "
                     f"{checkpoint_dir or '(no checkpoint_dir given)'}. Try a lower lr or grad_clip.")
             n_supervised = int((targets != IGNORE_INDEX).sum())
-            (loss * n_supervised).backward()  # the sum over this batch's tokens; divided by the step's count below
+            # the sum over this batch's tokens; divided by the step's count below
+            (loss * n_supervised).backward()
             step_tokens += n_supervised
             run.tokens_seen += int(inputs.numel())
             run.supervised_tokens += n_supervised
@@ -198,7 +209,8 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
             last_in_epoch = batch_index + 1 == len(loaders.train)
             if (batch_index + 1) % grad_accum and not last_in_epoch:
                 continue  # gradient accumulation: step after every `grad_accum` batches
-            for p in trainable:  # mean over every token of the step: exactly one batch grad_accum times as large
+            # mean over every token of the step: exactly one batch grad_accum times as large
+            for p in trainable:
                 if p.grad is not None:
                     p.grad.div_(max(step_tokens, 1))
             step_tokens = 0
@@ -215,7 +227,8 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch + 1)
             if run.step % eval_every == 0 or last_in_epoch or run.step == total_steps:
-                record(run, model, train_eval, val_eval, device, step_lr, started, checkpoint_dir, optimizer, plot)
+                record(run, model, train_eval, val_eval, device, step_lr, started, checkpoint_dir,
+                       optimizer, plot)
                 if patience is not None and run.evals_since_best >= patience:
                     run.stopped_early = True
             if on_step is not None:
@@ -237,7 +250,8 @@ NOT_NEGATIVE = {"weight_decay", "grad_clip", "warmup_steps"}
 
 
 def knob_problems(knobs: dict) -> list[str]:
-    """Settings that make a run learn nothing or crash, as ``"name=value: why"`` (empty when all are usable)."""
+    """Settings that make a run learn nothing or crash, as ``"name=value: why"`` (empty when all are
+    usable)."""
     problems = []
     for name, value in knobs.items():
         if value is None or isinstance(value, bool):
@@ -292,7 +306,8 @@ def record_losses(model, batches, device=None) -> tuple[torch.Tensor, torch.Tens
             logits = model.head(model.body(inputs)[supervised])  # (N_supervised, vocab_size)
         losses = F.cross_entropy(logits.float(), targets[supervised], reduction="none")  # (N_supervised,)
         rows = supervised.nonzero()[:, 0]  # the record each supervised token belongs to
-        per_record = torch.zeros(len(inputs), dtype=torch.float64, device=device).index_add_(0, rows, losses.double())
+        per_record = torch.zeros(len(inputs), dtype=torch.float64,
+                                 device=device).index_add_(0, rows, losses.double())
         sums.append(per_record.cpu())
         counts.append(supervised.sum(dim=1).cpu())
     model.train(was_training)
@@ -300,7 +315,8 @@ def record_losses(model, batches, device=None) -> tuple[torch.Tensor, torch.Tens
 
 
 def evaluate(model, batches, device=None) -> float:
-    """Mean loss per supervised token over ``batches`` (a list of (inputs, targets)); NaN when there is none."""
+    """Mean loss per supervised token over ``batches`` (a list of (inputs, targets)); NaN when there is
+    none."""
     sums, counts = record_losses(model, batches, device)
     return float(sums.sum() / counts.sum()) if counts.sum() > 0 else float("nan")
 
@@ -317,7 +333,8 @@ def bootstrap_se(sums: torch.Tensor, counts: torch.Tensor, n_resamples: int = 10
     if len(sums) < 2:
         return float("nan")
     generator = torch.Generator().manual_seed(seed)
-    picks = torch.randint(len(sums), (n_resamples, len(sums)), generator=generator)  # (n_resamples, n_records)
+    # (n_resamples, n_records)
+    picks = torch.randint(len(sums), (n_resamples, len(sums)), generator=generator)
     return (sums[picks].sum(dim=1) / counts[picks].sum(dim=1)).std().item()
 
 
@@ -366,7 +383,8 @@ def embedding_parameters(model) -> list[nn.Parameter]:
     vocab = getattr(model, "cfg", {}).get("vocab_size")
     params = []
     for module in model.modules():
-        if isinstance(module, nn.Embedding) or (isinstance(module, nn.Linear) and module.out_features == vocab):
+        if (isinstance(module, nn.Embedding)
+                or (isinstance(module, nn.Linear) and module.out_features == vocab)):
             params.extend(module.parameters(recurse=False))
     return params
 
@@ -433,7 +451,7 @@ def seed_epoch_order(loader, seed: int, epoch: int) -> None:
             generator.manual_seed(epoch_seed)
 
 
-def epoch_batches(loader, seed: int, epoch: int, skip: int = 0, run: "RunState | None" = None):
+def epoch_batches(loader, seed: int, epoch: int, skip: int = 0, run: RunState | None = None):
     """Yield ``(batch_index, batch)`` for one epoch, skipping the first ``skip`` batches after a resume.
 
     After skipping, the random state saved in the checkpoint is restored, so dropout and everything
@@ -450,8 +468,7 @@ def epoch_batches(loader, seed: int, epoch: int, skip: int = 0, run: "RunState |
         next(iterator)
     if pending is not None and skip > 0:  # saved mid-epoch: the state after these `skip` batches
         ckpt.restore_rng(*pending)
-    for index, batch in enumerate(iterator, start=skip):
-        yield index, batch
+    yield from enumerate(iterator, start=skip)
     if run is not None:
         run.batch_index = 0
 
@@ -499,8 +516,8 @@ def record(run, model, train_eval, val_eval, device, lr, started, checkpoint_dir
     run.seconds = time.perf_counter() - started
     run.rows.append({"step": run.step, "epoch": round(run.step / run.steps_per_epoch, 4),
                      "tokens_seen": run.tokens_seen, "supervised_tokens": run.supervised_tokens,
-                     "train_loss": train_loss, "val_loss": val_loss, "val_loss_se": bootstrap_se(sums, counts),
-                     "lr": lr, "seconds": round(run.seconds, 2)})
+                     "train_loss": train_loss, "val_loss": val_loss,
+                     "val_loss_se": bootstrap_se(sums, counts), "lr": lr, "seconds": round(run.seconds, 2)})
     if val_loss < run.best_val_loss:
         run.best_val_loss, run.best_step, run.evals_since_best = val_loss, run.step, 0
         run.best_weights = {k: v.detach().clone() for k, v in ckpt.trainable_state(model).items()}
@@ -539,7 +556,8 @@ def run_fingerprint(model, trainable, loaders, knobs: dict) -> dict:
             "style": getattr(loaders.train.dataset, "style", None),
             "mask_instructions": collate_args.get("mask_instructions"),
             "allowed_max_length": collate_args.get("allowed_max_length"),
-            "batch_size": loaders.train.batch_size or getattr(loaders.train.batch_sampler, "batch_size", None),
+            "batch_size": (loaders.train.batch_size
+                           or getattr(loaders.train.batch_sampler, "batch_size", None)),
             "train batches": len(loaders.train), **knobs}
 
 
@@ -559,8 +577,8 @@ def resumable(checkpoint_dir, fingerprint: dict) -> bool:
     differs = {k: (saved.get(k, "(not recorded)"), v) for k, v in fingerprint.items() if saved.get(k) != v}
     if differs:
         raise CheckpointMismatch(
-            f"Not resuming: the checkpoint in {checkpoint_dir} (step {pointer['step']}) is from a run with other "
-            f"settings: {'; '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in differs.items())}. "
+            f"Not resuming: the checkpoint in {checkpoint_dir} (step {pointer['step']}) is from a run with "
+            f"other settings: {'; '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in differs.items())}. "
             "Start over with --restart (resume=False), or write to another folder (--out).")
     return True
 
@@ -571,7 +589,8 @@ def resume_from(checkpoint_dir, model, optimizer, run: RunState) -> RunState:
     rng = (state.pop("_rng_tensors"), state.pop("rng"))
     state.pop("param_groups", None)
     known = {k: v for k, v in state.items() if k in RunState.__dataclass_fields__}
-    known["total_steps"], known["steps_per_epoch"], known["fingerprint"] = run.total_steps, run.steps_per_epoch, run.fingerprint
+    known["total_steps"], known["steps_per_epoch"] = run.total_steps, run.steps_per_epoch
+    known["fingerprint"] = run.fingerprint
     known["best_val_loss"] = float("inf") if known.get("best_val_loss") is None else known["best_val_loss"]
     resumed = RunState(**known)
     resumed.pending_rng = rng
@@ -583,11 +602,12 @@ def resume_from(checkpoint_dir, model, optimizer, run: RunState) -> RunState:
             resumed.best_weights = {k: v.detach().clone() for k, v in ckpt.trainable_state(model).items()}
             resumed.best_step, resumed.best_val_loss = resumed.step, resumed.rows[-1]["val_loss"]
             resumed.evals_since_best = 0
-    print(f"Resumed from {checkpoint_dir} at step {resumed.step} (epoch {resumed.epoch + 1}, batch {resumed.batch_index}).")
+    print(f"Resumed from {checkpoint_dir} at step {resumed.step} (epoch {resumed.epoch + 1}, batch "
+          f"{resumed.batch_index}).")
     return resumed
 
 
-def finish(model, run: RunState, checkpoint_dir) -> "History":
+def finish(model, run: RunState, checkpoint_dir) -> History:
     """Restore the best weights and turn the run state into a History (saved beside the checkpoints)."""
     if run.best_weights:
         params = dict(model.named_parameters())
@@ -623,7 +643,8 @@ class History:
         if best is None or best == len(self.rows) - 1:
             return None
         later = self.rows[best + 1:]
-        if any(r["val_loss"] > self.best_val_loss for r in later) and later[-1]["train_loss"] < self.rows[best]["train_loss"]:
+        if (any(r["val_loss"] > self.best_val_loss for r in later)
+                and later[-1]["train_loss"] < self.rows[best]["train_loss"]):
             return self.rows[best]["epoch"]
         return None
 
@@ -641,10 +662,12 @@ class History:
         overfit = self.overfit_epoch
         best_se = next((r.get("val_loss_se") for r in self.rows if r["step"] == self.best_step), None)
         noise = f" (± {best_se:.3f} standard error over validation records)" if best_se is not None else ""
-        return (f"{last['step']} steps, {last['epoch']:.2f} epochs, {last['tokens_seen']:,} tokens, {last['seconds']:.0f} s. "
-                f"val loss {first['val_loss']:.3f} -> best {self.best_val_loss:.3f}{noise} at epoch {self.best_epoch:.2f} "
+        return (f"{last['step']} steps, {last['epoch']:.2f} epochs, {last['tokens_seen']:,} tokens, "
+                f"{last['seconds']:.0f} s. val loss {first['val_loss']:.3f} -> best "
+                f"{self.best_val_loss:.3f}{noise} at epoch {self.best_epoch:.2f} "
                 f"(step {self.best_step}); final train {last['train_loss']:.3f}, val {last['val_loss']:.3f}. "
-                + (f"Overfitting starts after epoch {overfit:.2f}. " if overfit is not None else "No overfitting seen. ")
+                + (f"Overfitting starts after epoch {overfit:.2f}. " if overfit is not None
+                   else "No overfitting seen. ")
                 + ("Stopped early." if self.stopped_early else ""))
 
     def save(self, path) -> None:
@@ -652,9 +675,10 @@ class History:
         ckpt.atomic_write_json(Path(path), data)
 
     @classmethod
-    def load(cls, path) -> "History":
+    def load(cls, path) -> History:
         data = json.loads(Path(path).read_text())
-        return cls(**{k: data[k] for k in ("rows", "best_step", "best_val_loss", "stopped_early", "steps_per_epoch", "data")
+        return cls(**{k: data[k] for k in ("rows", "best_step", "best_val_loss", "stopped_early",
+                                           "steps_per_epoch", "data")
                       if k in data})
 
 

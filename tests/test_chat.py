@@ -24,7 +24,8 @@ def tiny():
 @pytest.mark.parametrize("style", ["alpaca", "phi3"])
 @pytest.mark.parametrize("record", RECORDS)
 def test_one_turn_is_the_training_prompt(style, record):
-    assert conversation_prompt(record["instruction"], (), style, record["input"]) == format_prompt(record, style)
+    assert (conversation_prompt(record["instruction"], (), style, record["input"])
+            == format_prompt(record, style))
 
 
 def test_alpaca_folds_earlier_turns_into_the_input():
@@ -57,8 +58,8 @@ def test_chat_streams_the_same_reply_it_returns(tiny):
     model, tokenizer = tiny
     pieces = []
     reply, history = chat(model, tokenizer, "Name a color.", max_new_tokens=12, stream=pieces.append)
-    expected = generate(model, tokenizer, [format_prompt({"instruction": "Name a color."})], max_new_tokens=12,
-                        stop=STYLE_STOPS["alpaca"] + ["<|end|>"])[0].strip()
+    expected = generate(model, tokenizer, [format_prompt({"instruction": "Name a color."})],
+                        max_new_tokens=12, stop=STYLE_STOPS["alpaca"] + ["<|end|>"])[0].strip()
     assert reply == expected and "".join(pieces).strip() == reply and len(pieces) > 1
     assert history == [{"role": "user", "content": "Name a color."}, {"role": "assistant", "content": reply}]
     again, longer = chat(model, tokenizer, "Another?", history=history, max_new_tokens=5)

@@ -16,7 +16,8 @@ def fast_flag_in_subprocess(value: str | None) -> str:
     if value is not None:
         env["COURSE_FAST"] = value
     code = "from helpers.config import FAST, RUN_DIR; print(FAST, RUN_DIR.name)"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.split()
 
 
 def test_fast_mode_switch_and_run_folder():
@@ -27,16 +28,19 @@ def test_fast_mode_switch_and_run_folder():
 
 def test_course_fast_is_read_only_in_helpers_config():
     # a read: environ.get("COURSE_FAST"), getenv("COURSE_FAST") or environ["COURSE_FAST"] not being assigned
-    reads = re.compile(r"""(environ\.get\(\s*\\?["']COURSE_FAST|getenv\(\s*\\?["']COURSE_FAST|environ\[\s*\\?["']COURSE_FAST\\?["']\s*\](?!\s*=[^=]))""")
+    reads = re.compile(r"""(environ\.get\(\s*\\?["']COURSE_FAST|getenv\(\s*\\?["']COURSE_FAST"""
+                       r"""|environ\[\s*\\?["']COURSE_FAST\\?["']\s*\](?!\s*=[^=]))""")
     files = [*(REPO_ROOT / "helpers").rglob("*.py"), *(REPO_ROOT / "notebooks").glob("*.ipynb")]
     readers = [path.name for path in files if path.name != "config.py" and reads.search(path.read_text())]
-    assert reads.search((REPO_ROOT / "helpers" / "config.py").read_text()), "the pattern must find config.py's read"
+    assert reads.search((REPO_ROOT / "helpers" / "config.py").read_text()), (
+        "the pattern must find config.py's read")
     assert not readers, f"COURSE_FAST must be read only in helpers/config.py, also read in: {readers}"
 
 
 def test_pick_device_override_and_default():
     assert config.pick_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    expected = ("cuda" if torch.cuda.is_available()
+                else ("mps" if torch.backends.mps.is_available() else "cpu"))
     assert config.pick_device().type == (os.environ.get("COURSE_DEVICE") or expected)
 
 

@@ -15,10 +15,11 @@ from helpers.config import REPO_ROOT
 
 
 def test_cli_help_explains_every_option():
-    out = subprocess.run([sys.executable, "-m", "helpers", "finetune", "--help"], capture_output=True, text=True,
-                         cwd=REPO_ROOT, timeout=120, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "helpers", "finetune", "--help"], capture_output=True,
+                         text=True, cwd=REPO_ROOT, timeout=120, check=True).stdout
     for option in ("--model", "--data", "--epochs", "--mask-instructions", "--no-mask-instructions", "--lr",
-                   "--patience", "--freeze-embeddings", "--train-last-n-blocks", "--grad-accum", "--val-batches", "--out"):
+                   "--patience", "--freeze-embeddings", "--train-last-n-blocks", "--grad-accum",
+                   "--val-batches", "--out"):
         assert option in out
     parser = __import__("helpers.__main__", fromlist=["build_parser"]).build_parser()
     finetune_parser = parser._subparsers._group_actions[0].choices["finetune"]
@@ -81,7 +82,8 @@ def test_run_course_executes_reuses_and_redoes(tmp_path, capsys):
                   "from helpers.config import run_path, FAST\n"
                   "p = run_path('stage1.txt'); n = int(p.read_text()) if p.exists() else 0\n"
                   "p.write_text(str(n + 1)); print(FAST)"),
-        _notebook(tmp_path / "02_second.ipynb", "from helpers.config import run_path\nrun_path('stage2.txt').write_text('ok')"),
+        _notebook(tmp_path / "02_second.ipynb",
+                  "from helpers.config import run_path\nrun_path('stage2.txt').write_text('ok')"),
     ]
     run_dir = tmp_path / "run"
     course.run_course(fast=True, run_dir=run_dir, stages=stages, timeout=120)
@@ -102,22 +104,27 @@ def test_run_course_reports_a_failing_stage(tmp_path):
     with pytest.raises(RuntimeError, match="Stage 01"):
         course.run_course(fast=True, run_dir=tmp_path / "run", stages=stages, timeout=120)
     status = json.loads((tmp_path / "run" / "course.json").read_text())
-    assert not status["finished"] and not status["stages"]["01"]["ok"] and "boom" in status["stages"]["01"]["error"]
+    assert (not status["finished"] and not status["stages"]["01"]["ok"]
+            and "boom" in status["stages"]["01"]["error"])
 
 
 def test_summary_reports_the_evaluations_the_notebooks_saved(tmp_path):
-    judged = {"judge": "embedded:qwen", "prompt": "rubric", "parse_failures": 0, "seconds_per_record": 1.5,
-              "judge_start_seconds": 5.0, "calibration": {"records": 14, "pairs_ordered": 0.97, "fully_ordered": 0.86},
+    judged = {"judge": "embedded:qwen", "prompt": "rubric", "parse_failures": 0,
+              "seconds_per_record": 1.5, "judge_start_seconds": 5.0,
+              "calibration": {"records": 14, "pairs_ordered": 0.97, "fully_ordered": 0.86},
               "means": {"base": {"mean": 20.0, "ci95": [15.0, 25.0], "n": 150},
                         "fine-tuned": {"mean": 70.0, "ci95": [65.0, 75.0], "n": 150}},
               "reference": {"base": {"exact_match": 0.0, "ci95": [0.0, 0.025], "mean_f1": 0.1, "n": 150},
-                            "fine-tuned": {"exact_match": 0.5, "ci95": [0.42, 0.58], "mean_f1": 0.8, "n": 150}},
+                            "fine-tuned": {"exact_match": 0.5, "ci95": [0.42, 0.58],
+                                           "mean_f1": 0.8, "n": 150}},
               "pairwise_direct": {"win_rate_fine_tuned": 0.6, "ci95": [0.55, 0.65]},
               "pairwise_from_scores": {"win_rate_fine_tuned": 0.9, "ci95": [0.85, 0.95]},
-              "by_family_kind": {"fine-tuned · out-of-family": {"n": 40, "exact_match": 0.1, "exact_ci95": [0.04, 0.23],
-                                                                "mean_f1": 0.3, "judge_mean": 33.3, "judge_ci95": [25.0, 41.2]},
-                                 "base · out-of-family": {"n": 40, "exact_match": 0.0, "exact_ci95": [0.0, 0.09],
-                                                          "mean_f1": 0.1}}}
+              "by_family_kind": {"fine-tuned · out-of-family": {"n": 40, "exact_match": 0.1,
+                                                                "exact_ci95": [0.04, 0.23],
+                                                                "mean_f1": 0.3, "judge_mean": 33.3,
+                                                                "judge_ci95": [25.0, 41.2]},
+                                 "base · out-of-family": {"n": 40, "exact_match": 0.0,
+                                                          "exact_ci95": [0.0, 0.09], "mean_f1": 0.1}}}
     (tmp_path / "judge_summary.json").write_text(json.dumps(judged))
     rows = [{"model": m, "scoring": "letter", "k_shot": 0, "subject": "s", "source": f"q{i}", "answer": 0,
              "predicted": 0 if i < right else 1, "correct": i < right, "n_choices": 4, "scores": "[]"}
@@ -136,7 +143,8 @@ def test_summary_reports_the_evaluations_the_notebooks_saved(tmp_path):
 
 def test_run_course_continues_the_latest_run_of_its_mode(tmp_path, monkeypatch, capsys):
     runs = tmp_path / "runs"
-    for name, finished in [("20260101-000000", True), ("20260102-000000", True), ("20260103-000000-fast", False)]:
+    for name, finished in [("20260101-000000", True), ("20260102-000000", True),
+                           ("20260103-000000-fast", False)]:
         (runs / name).mkdir(parents=True)
         (runs / name / "course.json").write_text(json.dumps({"stages": {}, "finished": finished}))
     (runs / "20260104-000000").mkdir()  # no course.json: not a course run

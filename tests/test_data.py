@@ -39,7 +39,8 @@ WITHOUT_INPUT = {"instruction": "What is the capital of France?", "input": "",
 
 def test_alpaca_with_input_exact():
     expected_prompt = (
-        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request."
         "\n\n### Instruction:\nConvert to passive voice."
         "\n\n### Input:\nThe cat chased the mouse."
         "\n\n### Response:\n"
@@ -51,7 +52,8 @@ def test_alpaca_with_input_exact():
 
 def test_alpaca_without_input_has_no_input_section():
     expected = (
-        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request."
         "\n\n### Instruction:\nWhat is the capital of France?"
         "\n\n### Response:\nThe capital of France is Paris."
     )
@@ -61,9 +63,11 @@ def test_alpaca_without_input_has_no_input_section():
 
 
 def test_phi3_exact_with_and_without_input():
-    assert format_prompt(WITH_INPUT, "phi3") == "<|user|>\nConvert to passive voice.\nThe cat chased the mouse.\n\n<|assistant|>\n"
+    assert format_prompt(WITH_INPUT, "phi3") == (
+        "<|user|>\nConvert to passive voice.\nThe cat chased the mouse.\n\n<|assistant|>\n")
     assert format_example(WITH_INPUT, "phi3") == (
-        "<|user|>\nConvert to passive voice.\nThe cat chased the mouse.\n\n<|assistant|>\nThe mouse was chased by the cat."
+        "<|user|>\nConvert to passive voice.\nThe cat chased the mouse.\n\n<|assistant|>\nThe mouse "
+        "was chased by the cat."
     )
     assert format_example(WITHOUT_INPUT, "phi3") == (
         "<|user|>\nWhat is the capital of France?\n\n<|assistant|>\nThe capital of France is Paris."
@@ -249,7 +253,8 @@ def test_stratified_split_puts_every_family_in_every_split():
 
 def _varied_records():
     words = ["cat", "dog", "tree", "house", "river", "cloud", "apple", "train", "stone", "bird"]
-    records = [{"instruction": f"What is the plural of '{w}'?", "input": "", "output": f"The plural of '{w}' is '{w}s'."}
+    records = [{"instruction": f"What is the plural of '{w}'?", "input": "",
+                "output": f"The plural of '{w}' is '{w}s'."}
                for w in words]
     records += [{"instruction": f"Write a sentence about a {a} and a {b}.", "input": "",
                  "output": f"The {a} looked at the {b} for a long time before it moved."}
@@ -264,8 +269,9 @@ def test_leakage_finds_planted_exact_and_near_duplicates():
     assert clean.ok and clean.exact == [] and clean.near == []  # same template, different content: fine
 
     long_record = {"instruction": "Summarise the following paragraph in one sentence.",
-                   "input": "The committee met on Tuesday to discuss the new library budget, which had grown by "
-                            "twelve percent since last year because of repairs to the roof and the heating.",
+                   "input": "The committee met on Tuesday to discuss the new library budget, which had grown "
+                            "by twelve percent since last year because of repairs to the "
+                            "roof and the heating.",
                    "output": "The committee discussed a library budget that grew twelve percent for repairs."}
     near_copy = {**long_record, "output": long_record["output"].replace("twelve percent", "twelve per cent")}
     exact_copy = {**records[3]}
@@ -291,7 +297,8 @@ def test_leakage_whitespace_and_case_count_as_exact():
 def test_shared_book_data_loads_and_splits_like_the_book():
     if not SHARED_DATA.is_file():
         pytest.skip(f"{SHARED_DATA} not present (CI has it beside the repo)")
-    records = load_records(SHARED_DATA, sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944")
+    records = load_records(SHARED_DATA,
+                           sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944")
     assert len(records) == 1100 and sum(bool(r["input"]) for r in records) == 325
     book = split_records(records, shuffle=False, verbose=False)
     assert (len(book.train), len(book.val), len(book.test)) == (935, 55, 110)
@@ -335,7 +342,8 @@ def test_holdout_families_are_test_only_and_every_other_family_is_everywhere():
         assert {r["family"] for r in part} == in_family
     assert {r["family"] for r in splits.test} == in_family | {"f3", "f7"}
     held = [r for r in splits.test if is_holdout(r)]
-    assert sorted(r["instruction"] for r in held) == sorted(r["instruction"] for r in records if r["family"] in ("f3", "f7"))
+    assert (sorted(r["instruction"] for r in held)
+            == sorted(r["instruction"] for r in records if r["family"] in ("f3", "f7")))
     assert all(r["holdout"] is (r["family"] in ("f3", "f7")) for r in splits.test)
     assert not any(is_holdout(r) for r in splits.train + splits.val)
     ids = sorted(r["instruction"] for part in splits for r in part)
@@ -344,7 +352,8 @@ def test_holdout_families_are_test_only_and_every_other_family_is_everywhere():
     # the split of the other families is the usual one
     plain = split_records([r for r in records if r["family"] not in ("f3", "f7")], verbose=False)
     assert splits.train == plain.train and splits.val == plain.val
-    assert [{k: v for k, v in r.items() if k != "holdout"} for r in splits.test if not is_holdout(r)] == plain.test
+    assert ([{k: v for k, v in r.items() if k != "holdout"} for r in splits.test if not is_holdout(r)]
+            == plain.test)
 
 
 def test_holdout_split_is_seeded_and_every_prefix_of_test_mixes_both_kinds():
@@ -356,7 +365,8 @@ def test_holdout_split_is_seeded_and_every_prefix_of_test_mixes_both_kinds():
     assert a != split_records(records, seed=2, holdout_families=["f0", "f5"], verbose=False)
     for n in range(3, len(a.test) + 1):  # a FAST slice of any size sees in- and out-of-family records
         kinds = {is_holdout(r) for r in a.test[:n]}
-        assert kinds == {True, False}, f"test[:{n}] holds only {'out' if True in kinds else 'in'}-of-family records"
+        assert kinds == {True, False}, (
+            f"test[:{n}] holds only {'out' if True in kinds else 'in'}-of-family records")
     first_held = [r["family"] for r in a.test if is_holdout(r)][:2]
     assert sorted(first_held) == ["f0", "f5"]  # the held-out families alternate too
 
@@ -365,7 +375,8 @@ def test_holdout_defaults_and_errors(capsys):
     from helpers.data import HOLDOUT_FAMILIES, is_holdout
 
     names = list(HOLDOUT_FAMILIES) + ["other_a", "other_b", "other_c", "other_d"]
-    records = [{"instruction": f"Task {i}", "input": "", "output": f"Answer {i}.", "family": names[i % len(names)]}
+    records = [{"instruction": f"Task {i}", "input": "", "output": f"Answer {i}.",
+                "family": names[i % len(names)]}
                for i in range(400)]
     auto = split_records(records)  # the course's families present: held out by default
     assert "held out" in capsys.readouterr().out
@@ -382,7 +393,8 @@ def test_holdout_defaults_and_errors(capsys):
 
 
 def test_course_run_holds_out_families_and_fast_slices_mix_them(tmp_path):
-    """helpers.course.load_splits: held-out families for the course data set only; FAST slices see both kinds."""
+    """helpers.course.load_splits: held-out families for the course data set only; FAST slices see both
+    kinds."""
     from helpers.course import FinetuneSettings, load_splits
     from helpers.data import HOLDOUT_FAMILIES, is_holdout
 

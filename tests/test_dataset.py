@@ -50,8 +50,8 @@ def builder():
 def test_committed_file_is_exactly_the_generator_output(builder):
     expected = builder.render(builder.build_records())
     assert DATA_FILE.read_text(encoding="utf-8") == expected, (
-        "data/course-instructions.json drifted from data/build_dataset.py; run `python data/build_dataset.py` "
-        "and commit the result")
+        "data/course-instructions.json drifted from data/build_dataset.py; run `python "
+        "data/build_dataset.py` and commit the result")
     assert builder.main(["--check"]) == 0
 
 
@@ -66,7 +66,8 @@ def test_schema_and_no_empty_fields(records):
             assert r[key], f"record {i}: empty {key}"
         assert r["output"][-1] in ".?!", f"record {i}: output is not a finished sentence: {r['output']!r}"
         for key in ("instruction", "input", "output"):
-            assert not re.search(r"(?<!\.)\.\.(?!\.)|  |\s[,?!]|\s\.(?!\.\.)", r[key]), f"record {i}: stray punctuation in {key}: {r[key]!r}"
+            assert not re.search(r"(?<!\.)\.\.(?!\.)|  |\s[,?!]|\s\.(?!\.\.)", r[key]), (
+                f"record {i}: stray punctuation in {key}: {r[key]!r}")
 
 
 def test_course_loader_accepts_the_file(records):
@@ -107,7 +108,8 @@ def phrasings_used(records, builder) -> dict[str, dict[tuple[str, bool], int]]:
                          key=lambda t: -len(re.sub(r"\{\w+\}", "", t[0])))
         patterns = [(t, template_pattern(t[0])) for t in ordered]
         for r in (r for r in records if r["family"] == family):
-            match = next((t for t, pattern in patterns if t[1] == bool(r["input"]) and pattern.fullmatch(r["instruction"])),
+            match = next((t for t, pattern in patterns if t[1] == bool(r["input"])
+                          and pattern.fullmatch(r["instruction"])),
                          None)
             if match is None:
                 unmatched.append(f"{family}: {r['instruction']!r}")
@@ -126,18 +128,22 @@ def test_every_family_is_asked_in_at_least_five_ways(records, builder):
         assert len(templates) >= 5, f"{family} uses {len(templates)} phrasings: {templates}"
         words = {(tuple(literal_words(t)), has_input) for t, has_input in templates}
         assert len(words) == len(templates), f"{family}: two phrasings differ only in punctuation"
-        assert {True, False} <= {has_input for _, has_input in templates}, f"{family}: needs phrasings with and without input"
+        assert {True, False} <= {has_input for _, has_input in templates}, (
+            f"{family}: needs phrasings with and without input")
         questions = [r["instruction"].endswith("?") for r in records if r["family"] == family]
         assert any(questions) and not all(questions), f"{family}: needs both questions and imperatives"
         lengths = [len(literal_words(t)) for t, _ in templates]
         assert max(lengths) - min(lengths) >= 4, f"{family}: phrasings are all about as long ({lengths})"
-        assert sum(n >= 2 for n in counts.values()) >= 5, f"{family}: fewer than five phrasings used twice: {counts}"
+        assert sum(n >= 2 for n in counts.values()) >= 5, (
+            f"{family}: fewer than five phrasings used twice: {counts}")
 
 
 def test_phrasing_check_fails_on_a_single_template(records, builder):
-    one = [dict(r, instruction="What is the plural of 'cat'?", input="") for r in records if r["family"] == "plurals"]
+    one = [dict(r, instruction="What is the plural of 'cat'?", input="")
+           for r in records if r["family"] == "plurals"]
     with pytest.raises(AssertionError):
-        test_every_family_is_asked_in_at_least_five_ways(one + [r for r in records if r["family"] != "plurals"], builder)
+        test_every_family_is_asked_in_at_least_five_ways(
+            one + [r for r in records if r["family"] != "plurals"], builder)
 
 
 def card_table(card: str) -> dict[str, tuple[int, int, int]]:
@@ -154,12 +160,15 @@ def test_data_card_counts_match_the_file(records, builder):
     for family in sorted({r["family"] for r in records}):
         members = [r for r in records if r["family"] == family]
         in_file[family] = (len(members), sum(bool(r["input"]) for r in members), len(used[family]))
-    assert card_table(card) == in_file, "data/README.md family table is out of date: update it from the file's counts"
+    assert card_table(card) == in_file, (
+        "data/README.md family table is out of date: update it from the file's counts")
     total = re.search(r"^\| \*\*total\*\* \| \*\*([\d,]+)\*\* \| \*\*([\d,]+)\*\* \|", card, flags=re.M)
-    assert total and (total[1], total[2]) == (f"{len(records):,}", f"{sum(bool(r['input']) for r in records):,}")
+    assert total and (total[1], total[2]) == (f"{len(records):,}",
+                                              f"{sum(bool(r['input']) for r in records):,}")
     assert f"{len(records):,} records in {len(in_file)} task families" in card
     for family in HOLDOUT_FAMILIES:
-        assert re.search(rf"^\| `{family}` \|.*\| held out \|", card, flags=re.M), f"card must mark {family} as held out"
+        assert re.search(rf"^\| `{family}` \|.*\| held out \|", card, flags=re.M), (
+            f"card must mark {family} as held out")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,7 +227,8 @@ def test_near_duplicate_detector_finds_a_planted_pair(records):
 def test_consistency_check_catches_a_contradiction(records):
     assert not check_consistent_facts(records)
     some = next(r for r in records if r["family"] == "capitals" and r["output"].startswith("The capital of "))
-    wrong = dict(some, instruction="Which city is the capital?", output=some["output"].replace(" is ", " is not ", 1))
+    wrong = dict(some, instruction="Which city is the capital?",
+                 output=some["output"].replace(" is ", " is not ", 1))
     assert check_consistent_facts(records + [wrong])
 
 
@@ -228,7 +238,8 @@ def test_seeded_split_holds_out_whole_families_and_does_not_leak(records):
     families = sorted({r["family"] for r in records})
     assert set(HOLDOUT_FAMILIES) <= set(families) and len(HOLDOUT_FAMILIES) >= 4
     in_family = [f for f in families if f not in HOLDOUT_FAMILIES]
-    splits = split_records(records, fractions=(0.85, 0.05, 0.10), seed=123, verbose=False)  # the course's default
+    # the course's default
+    splits = split_records(records, fractions=(0.85, 0.05, 0.10), seed=123, verbose=False)
     assert splits == split_records(records, seed=123, holdout_families=HOLDOUT_FAMILIES, verbose=False)
     for name in ("train", "val", "test"):
         present = {r["family"] for r in getattr(splits, name)}
@@ -236,7 +247,8 @@ def test_seeded_split_holds_out_whole_families_and_does_not_leak(records):
         if name != "test":
             assert not present & set(HOLDOUT_FAMILIES), f"held-out families leaked into {name}"
     held = [r for r in records if r["family"] in HOLDOUT_FAMILIES]
-    assert sorted(map(whole_record, (r for r in splits.test if is_holdout(r)))) == sorted(map(whole_record, held))
+    assert (sorted(map(whole_record, (r for r in splits.test if is_holdout(r))))
+            == sorted(map(whole_record, held)))
     assert all(is_holdout(r) == (r["family"] in HOLDOUT_FAMILIES) for r in splits.test)
     rest = len(records) - len(held)
     assert (len(splits.train), len(splits.test) - len(held)) == (int(rest * 0.85), int(rest * 0.10))
@@ -316,7 +328,8 @@ def check_arithmetic(r: dict, facts: dict) -> str | None:
 WORD_PROBLEM_FORMS = [  # (instruction pattern, output pattern with the answer as <ans>, answer)
     (r"\w+ has (?P<a>\d+) \w+\. (He|She) buys (?P<b>\d+) more\. How many \w+ does (he|she) have now\?",
      r"\w+ has (?P<ans>\d+) \w+ now\.", lambda v: v["a"] + v["b"]),
-    (r"\w+ had (?P<a>\d+) \w+ and gave (?P<b>\d+) of them to a friend\. How many \w+ does (he|she) have left\?",
+    (r"\w+ had (?P<a>\d+) \w+ and gave (?P<b>\d+) of them to a friend\. "
+     r"How many \w+ does (he|she) have left\?",
      r"\w+ has (?P<ans>\d+) \w+ left\.", lambda v: v["a"] - v["b"]),
     (r"A box holds (?P<a>\d+) \w+\. How many \w+ are in (?P<b>\d+) boxes\?",
      r"There are (?P<ans>\d+) \w+ in \d+ boxes\.", lambda v: v["a"] * v["b"]),
@@ -326,35 +339,42 @@ WORD_PROBLEM_FORMS = [  # (instruction pattern, output pattern with the answer a
      r"Together, \d+ tickets cost (?P<ans>\d+) dollars\.", lambda v: v["a"] * v["b"]),
     (r"\w+ reads (?P<a>\d+) pages every day\. How many pages does (he|she) read in (?P<b>\d+) days\?",
      r"\w+ reads (?P<ans>\d+) pages in \d+ days\.", lambda v: v["a"] * v["b"]),
-    (r"A bus has (?P<a>\d+) passengers\. At the next stop, (?P<b>\d+) people get off and (?P<c>\d+) people get on\. "
-     r"How many passengers are on the bus now\?",
+    (r"A bus has (?P<a>\d+) passengers\. At the next stop, (?P<b>\d+) people get off and "
+     r"(?P<c>\d+) people get on\. How many passengers are on the bus now\?",
      r"There are (?P<ans>\d+) passengers on the bus now\.", lambda v: v["a"] - v["b"] + v["c"]),
-    (r"\w+ saved (?P<a>\d+) dollars in January and (?P<b>\d+) dollars in February\. How much did (he|she) save in total\?",
+    (r"\w+ saved (?P<a>\d+) dollars in January and (?P<b>\d+) dollars in February\. "
+     r"How much did (he|she) save in total\?",
      r"\w+ saved (?P<ans>\d+) dollars in total\.", lambda v: v["a"] + v["b"]),
     (r"A train travels at (?P<a>\d+) kilometers per hour\. How far does it travel in (?P<b>\d+) hours\?",
      r"The train travels (?P<ans>\d+) kilometers in \d+ hours\.", lambda v: v["a"] * v["b"]),
     (r"\w+ is (?P<a>\d+) years old\. How old will (he|she) be in (?P<b>\d+) years\?",
      r"\w+ will be (?P<ans>\d+) years old in \d+ years\.", lambda v: v["a"] + v["b"]),
-    (r"A baker made (?P<a>\d+) muffins in the morning and (?P<b>\d+) muffins in the afternoon\. How many muffins did the baker make\?",
+    (r"A baker made (?P<a>\d+) muffins in the morning and (?P<b>\d+) muffins in the afternoon\. "
+     r"How many muffins did the baker make\?",
      r"The baker made (?P<ans>\d+) muffins\.", lambda v: v["a"] + v["b"]),
-    (r"A garden has (?P<a>\d+) rows of plants with (?P<b>\d+) plants in each row\. How many plants are in the garden\?",
+    (r"A garden has (?P<a>\d+) rows of plants with (?P<b>\d+) plants in each row\. "
+     r"How many plants are in the garden\?",
      r"There are (?P<ans>\d+) plants in the garden\.", lambda v: v["a"] * v["b"]),
-    (r"\w+ ran (?P<a>\d+) laps on Monday and (?P<b>\d+) laps on Tuesday\. How many laps did (he|she) run altogether\?",
+    (r"\w+ ran (?P<a>\d+) laps on Monday and (?P<b>\d+) laps on Tuesday\. "
+     r"How many laps did (he|she) run altogether\?",
      r"Altogether, \w+ ran (?P<ans>\d+) laps\.", lambda v: v["a"] + v["b"]),
-    (r"There were (?P<a>\d+) birds on a fence\. Then (?P<b>\d+) flew away\. How many birds are still on the fence\?",
+    (r"There were (?P<a>\d+) birds on a fence\. Then (?P<b>\d+) flew away\. "
+     r"How many birds are still on the fence\?",
      r"There are (?P<ans>\d+) birds still on the fence\.", lambda v: v["a"] - v["b"]),
     (r"A class of (?P<a>\d+) students splits into groups of (?P<b>\d+), with (?P<c>\d+) students left over\. "
-     r"How many full groups are there\?",
-     r"There are (?P<ans>\d+) full groups\.", lambda v: v["a"] // v["b"] if v["a"] % v["b"] == v["c"] else None),
-    (r"\w+ buys (?P<b>\d+) notebooks that cost (?P<a>\d+) dollars each and pays with a (?P<c>\d+)-dollar bill\. "
-     r"How much change does (he|she) get\?",
+     r"How many full groups are there\?", r"There are (?P<ans>\d+) full groups\.",
+     lambda v: v["a"] // v["b"] if v["a"] % v["b"] == v["c"] else None),
+    (r"\w+ buys (?P<b>\d+) notebooks that cost (?P<a>\d+) dollars each and pays with a "
+     r"(?P<c>\d+)-dollar bill\. How much change does (he|she) get\?",
      r"\w+ gets (?P<ans>\d+) dollars in change\.", lambda v: v["c"] - v["a"] * v["b"]),
-    (r"A library had (?P<a>\d+) books and received (?P<b>\d+) boxes of new books with (?P<c>\d+) books in each box\. "
-     r"How many books does it have now\?",
+    (r"A library had (?P<a>\d+) books and received (?P<b>\d+) boxes of new books with (?P<c>\d+) "
+     r"books in each box\. How many books does it have now\?",
      r"The library now has (?P<ans>\d+) books\.", lambda v: v["a"] + v["b"] * v["c"]),
-    (r"\w+ picked (?P<a>\d+) strawberries and ate (?P<b>\d+) of them on the way home\. How many strawberries were left\?",
+    (r"\w+ picked (?P<a>\d+) strawberries and ate (?P<b>\d+) of them on the way home\. "
+     r"How many strawberries were left\?",
      r"\w+ had (?P<ans>\d+) strawberries left\.", lambda v: v["a"] - v["b"]),
-    (r"A water tank holds (?P<a>\d+) liters\. If (?P<b>\d+) liters are used each day, how many liters are left after (?P<c>\d+) days\?",
+    (r"A water tank holds (?P<a>\d+) liters\. "
+     r"If (?P<b>\d+) liters are used each day, how many liters are left after (?P<c>\d+) days\?",
      r"After \d+ days, (?P<ans>\d+) liters are left in the tank\.", lambda v: v["a"] - v["b"] * v["c"]),
     (r"Each of (?P<b>\d+) shelves holds (?P<a>\d+) jars\. How many jars are on the shelves in total\?",
      r"The shelves hold (?P<ans>\d+) jars in total\.", lambda v: v["a"] * v["b"]),
@@ -480,7 +500,8 @@ IRREGULAR_PAST = {
     "steal": "stole", "freeze": "froze", "shake": "shook", "do": "did", "have": "had", "dig": "dug",
     "feed": "fed", "lend": "lent", "read": "read", "get": "got", "set": "set",
 }
-STRESSED_LAST_SYLLABLE = ["admit", "prefer", "occur", "refer", "permit", "regret", "commit", "control", "begin"]
+STRESSED_LAST_SYLLABLE = ["admit", "prefer", "occur", "refer", "permit", "regret", "commit",
+                          "control", "begin"]
 
 
 def syllables(word: str) -> int:
@@ -531,7 +552,8 @@ def check_number_sorting(r: dict, facts: dict) -> str | None:
     given = [int(x) for x in re.findall(r"\d+", r["input"] or r["instruction"])]
     descending = any(w in r["instruction"] for w in ("largest to smallest", "descending", "decreasing"))
     expected = sorted(given, reverse=descending)
-    m = re.fullmatch(r"From (?:smallest to largest|largest to smallest), the numbers are: ([\d, ]+)\.", r["output"])
+    m = re.fullmatch(r"From (?:smallest to largest|largest to smallest), the numbers are: "
+                     r"([\d, ]+)\.", r["output"])
     if len(given) < 3 or not m or [int(x) for x in m[1].split(", ")] != expected:
         return f"expected {expected}, output says {r['output']!r}"
     if ("largest to smallest" in r["output"]) != descending:
@@ -541,8 +563,8 @@ def check_number_sorting(r: dict, facts: dict) -> str | None:
 
 def check_alphabetical(r: dict, facts: dict) -> str | None:
     words = subject_text(r).rstrip(".?").split(", ")
-    m = re.fullmatch(r"(?:In alphabetical order, the words are|In a dictionary, the words appear in this order): "
-                     r"([a-z, ]+)\.", r["output"])
+    m = re.fullmatch(r"(?:In alphabetical order, the words are|In a dictionary, the words appear in this "
+                     r"order): ([a-z, ]+)\.", r["output"])
     if len(words) < 3 or not m or m[1].split(", ") != sorted(words, key=str.lower):
         return f"expected {sorted(words)}, output says {r['output']!r}"
     return None
@@ -594,8 +616,8 @@ def check_number_facts(r: dict, facts: dict) -> str | None:
 
 # -- grammar and voice -----------------------------------------------------------------------------
 
-AN_EXCEPTIONS = {"hour": "an", "honest": "an", "honorary": "an", "heir": "an", "uniform": "a", "european": "a",
-                 "useful": "a", "university": "a", "unicorn": "a", "one": "a"}
+AN_EXCEPTIONS = {"hour": "an", "honest": "an", "honorary": "an", "heir": "an", "uniform": "a",
+                 "european": "a", "useful": "a", "university": "a", "unicorn": "a", "one": "a"}
 
 
 def article_for(word: str) -> str:
@@ -622,8 +644,8 @@ def check_grammar(r: dict, facts: dict) -> str | None:
 
 
 PARTICIPLES = {"wrote": "written", "broke": "broken", "drew": "drawn", "chose": "chosen", "took": "taken",
-               "built": "built", "found": "found", "caught": "caught", "sold": "sold", "fed": "fed", "read": "read",
-               "ate": "eaten", "gave": "given"}
+               "built": "built", "found": "found", "caught": "caught", "sold": "sold", "fed": "fed",
+               "read": "read", "ate": "eaten", "gave": "given"}
 
 
 def check_voice(r: dict, facts: dict) -> str | None:
@@ -670,7 +692,8 @@ def check_question(r: dict, facts: dict) -> str | None:
     aux = q[0].lower()
     for k in range(1, min(4, len(s) - 1)):
         subject, verb, rest = s[:k], s[k], s[k + 1:]
-        expected_subject = [subject[0].lower() if subject[0] in CAPITALIZED_DETERMINERS else subject[0]] + subject[1:]
+        expected_subject = ([subject[0].lower() if subject[0] in CAPITALIZED_DETERMINERS else subject[0]]
+                            + subject[1:])
         if q[1:1 + k] != expected_subject:
             continue
         if verb == aux and aux in AUXILIARIES and q[1 + k:] == rest:
@@ -734,14 +757,16 @@ def check_future(r: dict, facts: dict) -> str | None:
 # -- parts of speech -----------------------------------------------------------------------------------
 
 LEXICON = {  # the words the sentences use, tagged by hand here
-    **dict.fromkeys(["hungry", "small", "old", "tired", "happy", "brown", "young", "clever", "lazy", "noisy"], "adjective"),
-    **dict.fromkeys(["cat", "dog", "rabbit", "fox", "puppy", "kitten", "squirrel", "mouse", "field", "garden", "river",
-                     "fence", "wall", "tree", "fire", "door", "gate", "pond", "park", "bed", "shed", "window"], "noun"),
+    **dict.fromkeys(["hungry", "small", "old", "tired", "happy", "brown", "young", "clever", "lazy",
+                     "noisy"], "adjective"),
+    **dict.fromkeys(["cat", "dog", "rabbit", "fox", "puppy", "kitten", "squirrel", "mouse", "field", "garden",
+                     "river", "fence", "wall", "tree", "fire", "door", "gate", "pond", "park", "bed", "shed",
+                     "window"], "noun"),
     **dict.fromkeys(["ran", "jumped", "slept", "waited", "played", "walked", "hid", "sat"], "verb"),
-    **dict.fromkeys(["quickly", "happily", "suddenly", "easily", "peacefully", "soundly", "quietly", "patiently",
-                     "calmly", "noisily", "slowly", "carefully"], "adverb"),
-    **dict.fromkeys(["across", "through", "along", "over", "onto", "under", "near", "by", "in", "behind", "on"],
-                    "preposition"),
+    **dict.fromkeys(["quickly", "happily", "suddenly", "easily", "peacefully", "soundly", "quietly",
+                     "patiently", "calmly", "noisily", "slowly", "carefully"], "adverb"),
+    **dict.fromkeys(["across", "through", "along", "over", "onto", "under", "near", "by", "in",
+                     "behind", "on"], "preposition"),
     "the": "article",
 }
 
@@ -815,7 +840,8 @@ def check_true_false(r: dict, facts: dict) -> str | None:
         if fact == "prime":
             n = int(claim.split()[0])
             m = re.fullmatch(rf"{n} is not a prime number because it is divisible by (\d+)\.", statement)
-            return None if m and 1 < int(m[1]) < n and n % int(m[1]) == 0 else f"wrong correction {statement!r}"
+            return (None if m and 1 < int(m[1]) < n and n % int(m[1]) == 0
+                    else f"wrong correction {statement!r}")
         if statement != fact:
             return f"the correction should be {fact!r}"
     return None
@@ -829,7 +855,8 @@ def category_claims(r: dict) -> tuple[list[tuple[str, str]], str | None]:
     items_text = subject_text(r).rstrip(".?")
     if r["family"] == "odd_one_out":
         given = items_text.split(", ")
-        m = re.fullmatch(r"The odd one out is '([\w ]+)': (.+) are ([\w ]+), but '\1' is an? ([\w ]+)\.", r["output"])
+        m = re.fullmatch(r"The odd one out is '([\w ]+)': (.+) are ([\w ]+), but '\1' is an? "
+                         r"([\w ]+)\.", r["output"])
         if not m:
             return [], f"cannot parse {r['output']!r}"
         odd, same = m[1], re.findall(r"'([\w ]+)'", m[2])
@@ -838,9 +865,9 @@ def category_claims(r: dict) -> tuple[list[tuple[str, str]], str | None]:
         single = m[4].removeprefix("piece of ")
         return [(w, m[3]) for w in same] + [(odd, single + "s")], None
     if r["family"] == "categorize":
-        asked = re.search(r"into ([\w ]+) and ([\w ]+)[.:]|groups: ([\w ]+) or ([\w ]+)\.|are ([\w ]+) and which are "
-                          r"([\w ]+):|split it into ([\w ]+) and ([\w ]+)\?|categories, ([\w ]+) or ([\w ]+),",
-                          r["instruction"])
+        asked = re.search(r"into ([\w ]+) and ([\w ]+)[.:]|groups: ([\w ]+) or ([\w ]+)\."
+                          r"|are ([\w ]+) and which are ([\w ]+):|split it into ([\w ]+) and ([\w ]+)\?"
+                          r"|categories, ([\w ]+) or ([\w ]+),", r["instruction"])
         categories = [c for c in (asked.groups() if asked else ()) if c]
         if r["input"]:
             items_text = r["input"]
@@ -859,8 +886,10 @@ def category_claims(r: dict) -> tuple[list[tuple[str, str]], str | None]:
         return [], f"cannot parse {r['output']!r}"
     count, category = (m[1] or m[3]).lower(), m[2] or m[4]
     examples = re.split(r", | and ", m[5])
-    wanted = r["input"] or (category if f" {category}" in r["instruction"] else "the category the instruction names")
-    if category != wanted or not asked or count != asked[1] or len(examples) != ["two", "three", "four", "five"].index(count) + 2:
+    wanted = r["input"] or (category if f" {category}" in r["instruction"]
+                            else "the category the instruction names")
+    if (category != wanted or not asked or count != asked[1]
+            or len(examples) != ["two", "three", "four", "five"].index(count) + 2):
         return [], f"asked for {asked[1] if asked else '?'} {wanted}, answered {count} {category}: {examples}"
     if len(set(examples)) != len(examples):
         return [], "an example is repeated"
@@ -887,10 +916,12 @@ def check_categories(r: dict, facts: dict) -> str | None:
     if problem:
         return problem
     by_plural = {plural_of(w): w for w in facts["categories"]}
-    words = [(word if r["family"] != "category_examples" else by_plural.get(word, word), category) for word, category in pairs]
+    words = [(word if r["family"] != "category_examples" else by_plural.get(word, word), category)
+             for word, category in pairs]
     mine = Counter(words)
     for word, category in words:
-        others = facts["categories"].get(word, Counter()) - Counter({c: n for (w, c), n in mine.items() if w == word})
+        others = (facts["categories"].get(word, Counter())
+                  - Counter({c: n for (w, c), n in mine.items() if w == word}))
         if others and others.most_common(1)[0][0] != category:  # the other records' majority decides
             return f"{word!r} is {category!r} here but {others.most_common(1)[0][0]!r} in most other records"
     return None
@@ -982,7 +1013,8 @@ def compared(adjective: str) -> tuple[str, str]:
         return "more " + adjective, "most " + adjective
     if adjective.endswith("e"):
         return adjective + "r", adjective + "st"
-    cvc = not is_vowel(adjective[-3]) and is_vowel(adjective[-2]) and not is_vowel(adjective[-1]) and adjective[-1] not in "wxy"
+    cvc = (not is_vowel(adjective[-3]) and is_vowel(adjective[-2]) and not is_vowel(adjective[-1])
+           and adjective[-1] not in "wxy")
     stem = adjective + adjective[-1] if len(adjective) >= 3 and cvc else adjective
     return stem + "er", stem + "est"
 
@@ -1025,7 +1057,8 @@ def check_combine(r: dict, facts: dict) -> str | None:
         return "cannot find two sentences"
     named = re.search(r"'(and|but|so|because)'", r["instruction"])
     joins = [named[1]] if named else ["and", "but", "so", "because"]
-    options = [f"{s1[:-1]}{' ' if j == 'because' else ', '}{j} {second}" for j in joins for second in first_lower(s2)]
+    options = [f"{s1[:-1]}{' ' if j == 'because' else ', '}{j} {second}" for j in joins
+               for second in first_lower(s2)]
     return None if r["output"] in options else f"{r['output']!r} is not {s1!r} + {s2!r} joined with {joins}"
 
 
@@ -1083,7 +1116,8 @@ def check_calendar(r: dict, facts: dict) -> str | None:
                     f"The day {'before' if step < 0 else 'after'} {day[1]} is {target}.")
     elif month and "How many days" in text:
         n = MONTH_DAYS[month[1]]
-        expected = "February has 28 days, or 29 in a leap year." if month[1] == "February" else f"{month[1]} has {n} days."
+        expected = ("February has 28 days, or 29 in a leap year." if month[1] == "February"
+                    else f"{month[1]} has {n} days.")
     elif month:
         i = MONTH_NAMES.index(month[1])
         step = int(k[1]) if k else 1
@@ -1116,7 +1150,8 @@ def check_clock(r: dict, facts: dict) -> str | None:
     start = minutes_of(times[0])
     if "24-hour time" in text:
         other = minutes_of(answer_times[-1] if times[0] in answer_times[:1] else answer_times[0])
-        return None if other == start and set(answer_times) - {times[0]} else f"{out!r} names a different time"
+        return (None if other == start and set(answer_times) - {times[0]}
+                else f"{out!r} names a different time")
     if "between" in text:
         minutes = minutes_of(times[1]) - start
         found = int(re.search(r"There are (\d+) minutes", out)[1])
@@ -1125,7 +1160,8 @@ def check_clock(r: dict, facts: dict) -> str | None:
     if not m:
         return "cannot find the duration"
     minutes = int(m[1]) if m[1] else 60 * int(m[2]) + int(m[3])
-    return None if minutes_of(answer_times[-1]) == start + minutes else f"{out!r}: expected {start + minutes} minutes"
+    return (None if minutes_of(answer_times[-1]) == start + minutes
+            else f"{out!r}: expected {start + minutes} minutes")
 
 
 def check_averages(r: dict, facts: dict) -> str | None:
@@ -1146,12 +1182,14 @@ def check_averages(r: dict, facts: dict) -> str | None:
         expected = Fraction(sum(numbers), len(numbers))
         if "scored" in instruction and f"on {len(numbers)} tests" not in instruction:
             return "the number of tests does not match the scores"
-    return None if expected is not None and answer == expected else f"expected {expected}, output says {r['output']!r}"
+    return (None if expected is not None and answer == expected
+            else f"expected {expected}, output says {r['output']!r}")
 
 
-# -- rewrites that cannot be computed, but can be checked for what they must not do ---------------------------
+# -- rewrites that cannot be computed, but can be checked for what they must not do --------------------------
 
-INFORMAL = r"n't|'re\b|'ll\b|'ve\b|'m\b|'s (?:off|going)|\b(?:gonna|wanna|kids|guys|asap|stuff|hey|lots of|kind of|messed|grab)\b|!"
+INFORMAL = (r"n't|'re\b|'ll\b|'ve\b|'m\b|'s (?:off|going)"
+            r"|\b(?:gonna|wanna|kids|guys|asap|stuff|hey|lots of|kind of|messed|grab)\b|!")
 
 
 def check_formal(r: dict, facts: dict) -> str | None:
@@ -1190,7 +1228,8 @@ def check_spelling(r: dict, facts: dict) -> str | None:
     wrong = r["input"] or (re.search(r"'(\w+)'", r["instruction"]) or [None, subject_text(r)])[1]
     right = (re.search(r"'(\w+)'", r["output"]) or [None, r["output"]])[1]
     distance = edit_distance(wrong.lower(), right.lower())
-    return None if 1 <= distance <= 3 else f"{wrong!r} -> {right!r} is {distance} edits (a misspelling is 1-3)"
+    return (None if 1 <= distance <= 3
+            else f"{wrong!r} -> {right!r} is {distance} edits (a misspelling is 1-3)")
 
 
 # -- facts that must agree across records --------------------------------------------------------------------
@@ -1232,7 +1271,8 @@ def check_consistent_facts(records: list[dict]) -> list[str]:
             if key[0] == "unparsed":
                 problems.append(f"record {i} ({r['family']}): cannot parse {key[1]!r}")
             elif key in seen and seen[key][1] != value:
-                problems.append(f"records {seen[key][0]} and {i} disagree on {key}: {seen[key][1]!r} vs {value!r}")
+                problems.append(f"records {seen[key][0]} and {i} disagree on {key}: "
+                                f"{seen[key][1]!r} vs {value!r}")
             seen.setdefault(key, (i, value))
     return problems
 
@@ -1270,8 +1310,9 @@ CHECKS = {
     "formal_rewrite": check_formal,
     "simplify_sentence": check_simpler,
 }
-NOT_CHECKED = ["antonyms", "synonyms", "definitions", "explanations", "simple_facts", "summaries", "sentiment",
-               "capitals", "chemical_symbols", "translation", "abbreviations"]  # by hand; the last four for consistency
+# by hand; the last four for consistency
+NOT_CHECKED = ["antonyms", "synonyms", "definitions", "explanations", "simple_facts", "summaries",
+               "sentiment", "capitals", "chemical_symbols", "translation", "abbreviations"]
 
 
 def computed_problems(records: list[dict]) -> list[str]:
@@ -1283,13 +1324,15 @@ def computed_problems(records: list[dict]) -> list[str]:
         if check is not None:
             problem = check(r, facts)
             if problem:
-                problems.append(f"record {i} ({r['family']}): {problem} | {r['instruction']!r} {r['input']!r}")
+                problems.append(f"record {i} ({r['family']}): {problem} | "
+                                f"{r['instruction']!r} {r['input']!r}")
     return problems + check_consistent_facts(records)
 
 
 def test_every_computable_answer_is_right(records):
     assert not set(CHECKS) & set(NOT_CHECKED)
-    assert sorted(list(CHECKS) + NOT_CHECKED) == sorted({r["family"] for r in records}), "a family has no check entry"
+    assert sorted(list(CHECKS) + NOT_CHECKED) == sorted({r["family"] for r in records}), (
+        "a family has no check entry")
     problems = computed_problems(records)
     assert not problems, f"{len(problems)} wrong or unparsable records:\n" + "\n".join(problems[:25])
     checked = sum(1 for r in records if r["family"] in CHECKS)
@@ -1308,7 +1351,8 @@ def corrupt_pos(r: dict) -> None:
     if r["output"].startswith("The "):  # "The adverb is 'x'." -> names a word that is no adverb
         r["output"] = re.sub(r"'\w+'", "'the'", r["output"])
     else:
-        r["output"] = re.sub(r"\b(an?) (\w+)\.$", lambda m: "a noun." if m[2] != "noun" else "a verb.", r["output"])
+        r["output"] = re.sub(r"\b(an?) (\w+)\.$",
+                             lambda m: "a noun." if m[2] != "noun" else "a verb.", r["output"])
 
 
 def corrupt_clock(r: dict) -> None:
@@ -1318,7 +1362,8 @@ def corrupt_clock(r: dict) -> None:
 
 def swap_odd_one_out(r: dict) -> None:
     m = re.fullmatch(r"The odd one out is '([\w ]+)': '([\w ]+)'(.*)", r["output"])
-    r["output"] = f"The odd one out is '{m[2]}': '{m[1]}'{m[3]}".replace(f"but '{m[1]}' is", f"but '{m[2]}' is")
+    r["output"] = (f"The odd one out is '{m[2]}': '{m[1]}'{m[3]}"
+                   .replace(f"but '{m[1]}' is", f"but '{m[2]}' is"))
 
 
 def move_one_item(r: dict) -> None:
@@ -1329,7 +1374,8 @@ def move_one_item(r: dict) -> None:
 
 
 CORRUPTIONS = [  # (family, how to break a record of that family)
-    ("arithmetic", lambda r: r.update(output=re.sub(r"(\d+)\.$", lambda m: f"{int(m[1]) + 1}.", r["output"]))),
+    ("arithmetic",
+     lambda r: r.update(output=re.sub(r"(\d+)\.$", lambda m: f"{int(m[1]) + 1}.", r["output"]))),
     ("word_problems", lambda r: r.update(output=re.sub(r"\d+", lambda m: str(int(m[0]) + 2), r["output"]))),
     ("unit_conversion", lambda r: r.update(output=r["output"].replace(" is ", " is 1"))),
     ("plurals", lambda r: r.update(output=re.sub(r"'(\w+)'\.$", lambda m: f"'{m[1]}s'.", r["output"]))),
@@ -1337,7 +1383,8 @@ CORRUPTIONS = [  # (family, how to break a record of that family)
     ("number_sorting", lambda r: r.update(output=r["output"].replace(": ", ": 1000, ", 1))),
     ("alphabetical_order", lambda r: r.update(output=r["output"].replace(": ", ": aardvark, zebra, ", 1))),
     ("counting", lambda r: r.update(output=re.sub(r"\d+", lambda m: str(int(m[0]) + 1), r["output"]))),
-    ("number_facts", lambda r: r.update(instruction=bump_first_number(r["instruction"]), input=bump_first_number(r["input"]))),
+    ("number_facts", lambda r: r.update(instruction=bump_first_number(r["instruction"]),
+                                        input=bump_first_number(r["input"]))),
     ("grammar", lambda r: r.update(output=subject_text(r))),
     ("voice", lambda r: r.update(output=subject_text(r))),
     ("spelling", lambda r: r.update(output="The correct spelling is 'banana'.")),
@@ -1345,18 +1392,22 @@ CORRUPTIONS = [  # (family, how to break a record of that family)
     ("negation", lambda r: r.update(output=subject_text(r))),
     ("future_tense", lambda r: r.update(output=subject_text(r))),
     ("parts_of_speech", corrupt_pos),
-    ("true_false", lambda r: r.update(output=("False" if r["output"].startswith("True") else "True") + r["output"][r["output"].index("."):])),
+    ("true_false", lambda r: r.update(output=("False" if r["output"].startswith("True") else "True")
+                                      + r["output"][r["output"].index("."):])),
     ("odd_one_out", swap_odd_one_out),
     ("categorize", move_one_item),
     ("category_examples", lambda r: r.update(output=re.sub(r"(: |are )([\w ]+?)(,| and)",
-                                                           r"\1Mars\3" if "planets" not in r["output"] else r"\1hammers\3",
+                                                           r"\1Mars\3" if "planets" not in r["output"]
+                                                           else r"\1hammers\3",
                                                            r["output"], count=1))),
     ("number_sequences", lambda r: r.update(output=bump_first_number(r["output"]))),
     ("roman_numerals", lambda r: r.update(output=bump_first_number(r["output"]))),
     ("comparatives", lambda r: r.update(output=re.sub(r"'([a-z ]+)'\.$", r"'more \1'.", r["output"]))),
     ("combine_sentences", lambda r: r.update(output=r["output"][:-1].rsplit(" ", 1)[0] + ".")),
     ("split_sentences", lambda r: r.update(output=r["output"].replace(". ", ", ", 1))),
-    ("rhymes", lambda r: r.update(output=re.sub(r"'(\w+)'", lambda m: m[0] if m[1] in (r["input"], *re.findall(r"'(\w+)'", r["instruction"])) else "'qzx'", r["output"]))),
+    ("rhymes", lambda r: r.update(output=re.sub(
+        r"'(\w+)'", lambda m: m[0] if m[1] in (r["input"], *re.findall(r"'(\w+)'", r["instruction"]))
+        else "'qzx'", r["output"]))),
     ("calendar", lambda r: r.update(output=r["output"][:-1] + "x.")),
     ("clock_time", corrupt_clock),
     ("averages", lambda r: r.update(output=bump_last_number(r["output"]))),
@@ -1378,4 +1429,5 @@ def test_checks_catch_corrupted_records(records, family, corrupt):
         corrupt(broken[i])
     flagged = {int(p.split()[1]) for p in computed_problems(broken) if p.startswith("record ")}
     caught = sum(1 for i in targets if i in flagged)
-    assert caught >= 0.9 * len(targets), f"{family}: only {caught} of {len(targets)} corrupted records flagged"
+    assert caught >= 0.9 * len(targets), (
+        f"{family}: only {caught} of {len(targets)} corrupted records flagged")

@@ -1,4 +1,5 @@
-"""Readable without running: the static figures (scripts/draw_figures.py) and docs/ (python -m helpers course --publish)."""
+"""Readable without running: the static figures (scripts/draw_figures.py) and docs/
+(python -m helpers course --publish)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ def _script():
 def test_draw_figures_draws_the_committed_set(tmp_path):
     from PIL import Image
 
-    subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], check=True, timeout=300, cwd=REPO_ROOT,
-                   capture_output=True, env={**os.environ, "MPLBACKEND": "Agg"})
+    subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], check=True, timeout=300,
+                   cwd=REPO_ROOT, capture_output=True, env={**os.environ, "MPLBACKEND": "Agg"})
     drawn = sorted(p.name for p in tmp_path.glob("*.png"))
     committed = sorted(p.name for p in FIGURES.glob("*.png"))
     assert len(drawn) >= 5 and drawn == committed, f"drawn {drawn}, committed {committed}: run `make figures`"
@@ -58,7 +59,8 @@ def test_the_toy_batch_figure_shows_what_collate_builds():
     tables = figure.toy_tables()
     inputs, targets = collate(figure.TOY_BATCH, pad_id=figure.PAD, eos_id=figure.EOS)
     assert inputs.tolist() == tables["inputs"] and targets.tolist() == tables["targets_no_padding"]
-    items = [{"token_ids": ids, "prompt_length": p} for ids, p in zip(figure.TOY_BATCH, figure.TOY_PROMPT_LENGTHS)]
+    items = [{"token_ids": ids, "prompt_length": p}
+             for ids, p in zip(figure.TOY_BATCH, figure.TOY_PROMPT_LENGTHS)]
     _, masked = collate(items, pad_id=figure.PAD, eos_id=figure.EOS, mask_instructions=True)
     assert masked.tolist() == tables["targets_no_prompt"]
     assert torch.equal(torch.tensor(tables["targets"])[:, :-1], torch.tensor(tables["inputs"])[:, 1:])
@@ -70,20 +72,24 @@ def test_the_toy_batch_figure_shows_what_collate_builds():
 
 def test_docs_notebooks_have_the_code_of_their_sources():
     if not DOCS_NOTEBOOKS.is_dir():
-        pytest.skip("docs/notebooks/ does not exist yet: `make course`, then `.venv/bin/python -m helpers course --publish`")
+        pytest.skip("docs/notebooks/ does not exist yet: `make course`, then `.venv/bin/python -m "
+                    "helpers course --publish`")
     published = sorted(DOCS_NOTEBOOKS.glob("*.ipynb"))
     sources = {p.name: p for p in course.course_stages()}
-    assert sorted(p.name for p in published) == sorted(sources), "docs/notebooks/ and notebooks/ hold different notebooks"
+    assert sorted(p.name for p in published) == sorted(sources), (
+        "docs/notebooks/ and notebooks/ hold different notebooks")
     for path in published:
         docs = nbformat.read(path, as_version=4)
         source = nbformat.read(sources[path.name], as_version=4)
         assert course.code_cells(docs) == course.code_cells(source), (
             f"docs/notebooks/{path.name} has other code than notebooks/{path.name}: run `make course` "
             f"(--redo {path.name[:2]}), then `.venv/bin/python -m helpers course --publish`")
-        assert any(c.get("outputs") for c in docs.cells if c.cell_type == "code"), f"{path.name} has no outputs"
+        assert any(c.get("outputs") for c in docs.cells if c.cell_type == "code"), (
+            f"{path.name} has no outputs")
         views = [i for i, c in enumerate(docs.cells) for o in c.get("outputs", [])
                  if course.WIDGET_VIEW in o.get("data", {})]
-        assert not views, f"docs/notebooks/{path.name}: widget outputs without a static fallback in cells {views}"
+        assert not views, (
+            f"docs/notebooks/{path.name}: widget outputs without a static fallback in cells {views}")
 
 
 TOY_CELLS = [
@@ -98,8 +104,9 @@ TOY_CELLS = [
 ]
 
 
-TOY_MARKDOWN = ("# 01 · Toy\n![the loop](figures/training-loop.png) [solutions](solutions/01_toy-solutions.ipynb) "
-                "[data](../data/README.md) [again](01_toy.ipynb#top) [web](https://example.org/a) [here](#top)")
+TOY_MARKDOWN = ("# 01 · Toy\n![the loop](figures/training-loop.png) "
+                "[solutions](solutions/01_toy-solutions.ipynb) [data](../data/README.md) "
+                "[again](01_toy.ipynb#top) [web](https://example.org/a) [here](#top)")
 
 
 def _toy_notebook(path, cells=TOY_CELLS):
@@ -112,7 +119,8 @@ def _toy_notebook(path, cells=TOY_CELLS):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """A finished full run of one toy notebook (tqdm bar + ipywidgets box), executed by run_course (nbclient)."""
+    """A finished full run of one toy notebook (tqdm bar + ipywidgets box), executed by run_course
+    (nbclient)."""
     root = tmp_path_factory.mktemp("publish")
     sources = root / "notebooks"
     sources.mkdir()
@@ -144,7 +152,8 @@ def test_publish_gives_widgets_a_static_fallback_and_stamps_the_run(finished_run
     run_dir, sources = finished_run
     recorded = nbformat.read(run_dir / "notebooks" / "01_toy.ipynb", as_version=4)
     bar_output = recorded.cells[1].outputs[0]["data"]
-    assert course.WIDGET_VIEW in bar_output and "0%" in bar_output["text/plain"]  # what nbclient records: the first state
+    # what nbclient records: the first state
+    assert course.WIDGET_VIEW in bar_output and "0%" in bar_output["text/plain"]
 
     docs = course.publish(run_dir, docs_dir=tmp_path / "docs", sources_dir=sources)
     nb = nbformat.read(docs / "notebooks" / "01_toy.ipynb", as_version=4)
@@ -158,7 +167,8 @@ def test_publish_gives_widgets_a_static_fallback_and_stamps_the_run(finished_run
     assert "score:" in shown and box[0]["data"]["text/plain"].startswith("Interactive widget")
     assert plain[0]["text"] == "plain output\n"
     assert nb.cells[0].source == ("# 01 · Toy\n![the loop](../../notebooks/figures/training-loop.png) "
-                                  "[solutions](../../notebooks/solutions/01_toy-solutions.ipynb) [data](../../data/README.md) "
+                                  "[solutions](../../notebooks/solutions/01_toy-solutions.ipynb) "
+                                  "[data](../../data/README.md) "
                                   "[again](01_toy.ipynb#top) [web](https://example.org/a) [here](#top)")
     readme = (docs / "README.md").read_text()
     status = json.loads((run_dir / "course.json").read_text())
@@ -201,7 +211,8 @@ def test_coalesce_streams_joins_a_streamed_answer_into_one_output():
     from helpers.course import coalesce_streams
 
     cell = nbformat.v4.new_code_cell("chat(..., stream=True)")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in ["The", " sky", " is"]] + [
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t)
+                    for t in ["The", " sky", " is"]] + [
         nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
         nbformat.v4.new_output("stream", name="stdout", text=" blue.\n"),
         nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]

@@ -1,4 +1,5 @@
-"""Multiple choice by log-likelihood: the real MMLU parse, scores a test can compute by hand, Wilson intervals."""
+"""Multiple choice by log-likelihood: the real MMLU parse, scores a test can compute by hand, Wilson
+intervals."""
 
 import math
 
@@ -13,7 +14,6 @@ from helpers import evals
 from helpers.evals import MCQuestion
 from helpers.judge import bootstrap_ci
 
-
 # ---------------------------------------------------------------------------------------------- MMLU parse
 
 
@@ -22,7 +22,8 @@ def test_mmlu_from_lm_eval_parses_all_282_questions_over_57_subjects():
     assert report["files"] == 57 and report["samples"] == 282
     assert report["parsed"] == len(questions) == 282, report["skipped"]
     assert len({q.subject for q in questions}) == 57
-    assert sorted(len(q.choices) for q in questions) == [4] * 281 + [5]  # college chemistry has one (A)-(E) question
+    # college chemistry has one (A)-(E) question
+    assert sorted(len(q.choices) for q in questions) == [4] * 281 + [5]
     assert all(0 <= q.answer < len(q.choices) and q.question and all(q.choices) for q in questions)
     first = next(q for q in questions if q.source == "mmlu_abstract_algebra.yaml#0")
     assert first.choices == ("True, True", "False, False", "True, False", "False, True")
@@ -124,7 +125,8 @@ def test_a_model_forced_to_one_letter_scores_the_share_of_that_letter(favoured):
     assert set(results["predicted"]) == {"ABCD".index(favoured)}
     share = sum(q.answer_letter == favoured for q in HAND_MADE) / len(HAND_MADE)  # C: 2/4, B: 1/4
     summary = evals.accuracy_summary(results)
-    assert summary.loc[0, "accuracy"] == share and summary.loc[0, "n"] == 4 and summary.loc[0, "chance"] == 0.25
+    assert (summary.loc[0, "accuracy"] == share and summary.loc[0, "n"] == 4
+            and summary.loc[0, "chance"] == 0.25)
 
 
 def test_rotations_move_the_right_answer_through_every_position_and_keep_its_text():
@@ -227,16 +229,21 @@ def test_full_mmlu_says_what_to_download_when_absent_and_reads_a_placed_folder(t
     with pytest.raises(evals.BenchmarkDataMissing, match="hendrycks/data.tar"):
         evals.load_mmlu_full(tmp_path / "nothing.tar")
     (tmp_path / "data" / "test").mkdir(parents=True)
-    (tmp_path / "data" / "test" / "virology_test.csv").write_text('"What is a virus?",cell,"small, infectious agent",plant,rock,B\n')
+    (tmp_path / "data" / "test" / "virology_test.csv").write_text(
+        '"What is a virus?",cell,"small, infectious agent",plant,rock,B\n')
     questions = evals.load_mmlu_full(tmp_path / "data")
     import tarfile
 
-    with tarfile.open(tmp_path / "data.tar", "w") as tar:  # the release's layout: data/test/<subject>_test.csv
+    # the release's layout: data/test/<subject>_test.csv
+    with tarfile.open(tmp_path / "data.tar", "w") as tar:
         tar.add(tmp_path / "data", arcname="data")
     assert evals.load_mmlu_full(tmp_path / "data.tar") == questions
-    assert questions == [MCQuestion("virology", "What is a virus?", ("cell", "small, infectious agent", "plant", "rock"), 1, "virology_test.csv#0")]
+    assert questions == [MCQuestion("virology", "What is a virus?",
+                                    ("cell", "small, infectious agent", "plant", "rock"), 1,
+                                    "virology_test.csv#0")]
     assert math.isclose(evals.accuracy_summary(
-        evals.evaluate_multiple_choice(BigramModel(torch.zeros(96, 96)), CharTokenizer(), questions)).loc[0, "chance"], 0.25)
+        evals.evaluate_multiple_choice(BigramModel(torch.zeros(96, 96)),
+                                       CharTokenizer(), questions)).loc[0, "chance"], 0.25)
 
 
 # ------------------------------------------------------------------------------------------- suites table
@@ -246,13 +253,14 @@ def test_suites_table_names_every_suite_and_which_run_offline():
     from helpers.suites import suites_table
 
     table = suites_table()
-    assert list(table["suite"]) == ["MMLU", "LMSYS Chatbot Arena", "AlpacaEval", "GLUE", "SuperGLUE", "BIG-bench", "HELM",
-                                    "OpenAI Evals", "HumanEval", "SQuAD", "TriviaQA"]
+    assert list(table["suite"]) == ["MMLU", "LMSYS Chatbot Arena", "AlpacaEval", "GLUE", "SuperGLUE",
+                                    "BIG-bench", "HELM", "OpenAI Evals", "HumanEval", "SQuAD", "TriviaQA"]
     assert table.notna().all().all() and (table["measures"].str.len() > 10).all()
     assert list(table.loc[table["offline here"].str.startswith("yes"), "suite"]) == ["MMLU", "HumanEval"]
 
 
-@pytest.mark.parametrize("key", ["squad", "alpaca_eval", "arena", "triviaqa", "glue_sst2", "superglue_boolq", "bigbench"])
+@pytest.mark.parametrize("key", ["squad", "alpaca_eval", "arena", "triviaqa", "glue_sst2",
+                                 "superglue_boolq", "bigbench"])
 def test_online_only_suites_say_what_to_download_and_where(tmp_path, key):
     from helpers.suites import get_suite, load_suite
 
@@ -280,11 +288,14 @@ def test_placed_files_are_read(tmp_path):
         {"id": "q1", "question": "Where is Paris?", "answers": [{"text": "France", "answer_start": 12}]}]}]}]}
     (tmp_path / "dev.json").write_text(json.dumps(squad))
     assert load_suite("squad", path=tmp_path / "dev.json") == [
-        {"title": "T", "context": "Paris is in France.", "question": "Where is Paris?", "answers": ["France"], "id": "q1"}]
+        {"title": "T", "context": "Paris is in France.", "question": "Where is Paris?",
+         "answers": ["France"], "id": "q1"}]
     with zipfile.ZipFile(tmp_path / "BoolQ.zip", "w") as archive:
         archive.writestr("BoolQ/val.jsonl", '{"question": "is water wet", "label": true}\n')
-    assert load_suite("superglue_boolq", path=tmp_path / "BoolQ.zip") == [{"question": "is water wet", "label": True}]
-    (tmp_path / "task.json").write_text(json.dumps({"name": "x", "examples": [{"input": "a", "target": "b"}]}))
+    assert (load_suite("superglue_boolq", path=tmp_path / "BoolQ.zip")
+            == [{"question": "is water wet", "label": True}])
+    (tmp_path / "task.json").write_text(json.dumps({"name": "x",
+                                                    "examples": [{"input": "a", "target": "b"}]}))
     assert load_suite("bigbench", path=tmp_path / "task.json") == [{"input": "a", "target": "b"}]
     assert len(load_suite("humaneval")) == 164
 
@@ -296,11 +307,14 @@ def test_win_rate_by_length_bins_and_length_controlled_mean():
     table = evals.win_rate_by_length(outcomes, a, b).set_index("bin")
     assert list(table["n"]) == [2, 2, 2, 6, 6]
     assert table["win_rate"].tolist() == pytest.approx([0.0, 0.75, 1.0, 3.5 / 6, (0 + 0.75 + 1) / 3])
-    # the same bootstrap interval as pairwise_compare's win rate; a bin where every outcome is equal has no spread
-    assert tuple(table.loc["all records", ["win_rate", "ci_low", "ci_high"]]) == pytest.approx(bootstrap_ci(outcomes))
+    # the same bootstrap interval as pairwise_compare's win rate; a bin where every outcome is equal has no
+    # spread
+    assert (tuple(table.loc["all records", ["win_rate", "ci_low", "ci_high"]])
+            == pytest.approx(bootstrap_ci(outcomes)))
     assert tuple(table.loc[table.index[0], ["ci_low", "ci_high"]]) == (0.0, 0.0)
     ax = evals.plot_win_rate_by_length(table.reset_index())
     assert any(list(line.get_xdata()) == [0.5, 0.5] for line in ax.get_lines())
-    assert "bootstrap" in ax.get_xlabel() and "Wilson" not in ax.get_xlabel()  # it names the interval it draws
+    # it names the interval it draws
+    assert "bootstrap" in ax.get_xlabel() and "Wilson" not in ax.get_xlabel()
     with pytest.raises(ValueError, match="one outcome per response pair"):
         evals.win_rate_by_length([1.0], a, b)

@@ -122,7 +122,8 @@ def test_tiny_metadata(tiny, tiny_gguf):
     model, tokenizer = tiny
     meta = gguf_metadata(tiny_gguf)
     assert meta["general.architecture"] == "gpt2"
-    assert meta["tokenizer.chat_template"] == chat_template(STYLE, bos=False)  # GPT-2 prompts start without a start token
+    # GPT-2 prompts start without a start token
+    assert meta["tokenizer.chat_template"] == chat_template(STYLE, bos=False)
     assert meta["general.course.prompt_style"] == STYLE
     assert meta["tokenizer.ggml.model"] == "gpt2" and meta["tokenizer.ggml.pre"] == "gpt-2"
     assert len(meta["tokenizer.ggml.tokens"]) == model.cfg["vocab_size"] == 50257
@@ -202,7 +203,8 @@ def test_server_answers_the_openai_client_like_the_course(tiny, tiny_gguf, tiny_
             client.completions.create(model=server.model_name, prompt=None)  # sent as no prompt at all
         chat = client.chat.completions.create(model=server.model_name, messages=record_messages(
             {"instruction": "Name a color.", "input": ""}), max_tokens=TINY_NEW_TOKENS, temperature=0)
-        raw = client.completions.create(model=server.model_name, prompt=format_prompt({"instruction": "Name a color."}),
+        raw = client.completions.create(model=server.model_name,
+                                        prompt=format_prompt({"instruction": "Name a color."}),
                                         max_tokens=TINY_NEW_TOKENS, temperature=0)
     # the chat endpoint writes the course's prompt with the GGUF's template: no stray <|endoftext|> in front
     assert chat.usage.prompt_tokens == raw.usage.prompt_tokens
@@ -239,10 +241,11 @@ def gemma():
 
 @pytest.fixture(scope="module")
 def gemma_table(gemma, records, tmp_path_factory):
-    """PyTorch and its f32 / f16 / q8_0 GGUFs on the first N_GEMMA records (files kept for the tests below)."""
+    """PyTorch and its f32 / f16 / q8_0 GGUFs on the first N_GEMMA records (files kept for the tests
+    below)."""
     model, tokenizer = gemma
-    table = round_trip_table(model, tokenizer, records[:N_GEMMA], tmp_path_factory.mktemp("gemma"), style=STYLE,
-                             max_new_tokens=GEMMA_NEW_TOKENS, name="gemma-3-270m")
+    table = round_trip_table(model, tokenizer, records[:N_GEMMA], tmp_path_factory.mktemp("gemma"),
+                             style=STYLE, max_new_tokens=GEMMA_NEW_TOKENS, name="gemma-3-270m")
     print(f"\nGemma 3 270M, base, first {N_GEMMA} test records:\n" + table.to_string(index=False))
     return table
 
@@ -361,5 +364,7 @@ def test_a_phi3_export_loads_and_answers_like_pytorch(tiny, records, tmp_path):
     assert ids == expected
     assert gguf_metadata(path, ["general.course.prompt_style"]) == {"general.course.prompt_style": "phi3"}
     # and a file or model name with "phi3" in it (llama.cpp special-cases such names) still loads
-    named = export_gguf(model, tokenizer, tmp_path / "tiny-phi3.gguf", dtype="f32", style="phi3", verbose=False)
-    assert llama_generate(named, prompts[:1], 8, stops, tokenizer=tokenizer, return_ids=True)[1] == expected[:1]
+    named = export_gguf(model, tokenizer, tmp_path / "tiny-phi3.gguf", dtype="f32",
+                        style="phi3", verbose=False)
+    assert llama_generate(named, prompts[:1], 8, stops, tokenizer=tokenizer,
+                          return_ids=True)[1] == expected[:1]

@@ -28,20 +28,22 @@ from helpers.models import Gemma3Model
 from helpers.registry import load_model
 from helpers.weights import GEMMA3_GGUF_SHA256, gemma3_gguf_path
 
-transformers = pytest.importorskip("transformers", reason="parity tests need the reference extra: pip install -e '.[reference]'")
+transformers = pytest.importorskip(
+    "transformers", reason="parity tests need the reference extra: pip install -e '.[reference]'")
 
 MAX_RELATIVE_ERROR = 1e-4
 GREEDY_TOKENS = 6
 
 PROMPTS = {
-    "alpaca": "Below is an instruction that describes a task. Write a response that appropriately completes the request."
-    "\n\n### Instruction:\nName the plural of mouse.\n\n### Response:\n",
+    "alpaca": "Below is an instruction that describes a task. Write a response that appropriately completes "
+              "the request.\n\n### Instruction:\nName the plural of mouse.\n\n### Response:\n",
     "multilingual": "Le renard brun saute par-dessus le chien paresseux. 日本の首都は",
     "code": "def fibonacci(n):\n    if n < 2:\n        return n\n    return",
     # 583 tokens: beyond the 512-token sliding window, so local and global layers see different keys
     "long": " ".join(
-        f"Paragraph {i}: the river {['rose', 'fell', 'froze', 'wandered'][i % 4]} past village number {i * 7 % 23},"
-        f" where {['bakers', 'miners', 'poets'][i % 3]} counted {i * i} stones before the evening bell."
+        f"Paragraph {i}: the river {['rose', 'fell', 'froze', 'wandered'][i % 4]} past village number "
+        f"{i * 7 % 23}, where {['bakers', 'miners', 'poets'][i % 3]} counted {i * i} stones "
+        "before the evening bell."
         for i in range(22)
     ),
 }
@@ -67,7 +69,8 @@ def course():
 @pytest.fixture(scope="module")
 def prompt_ids(course):
     tokenizer = course[1]
-    ids = {name: torch.tensor([[tokenizer.bos_id] + tokenizer.encode(text)]) for name, text in PROMPTS.items()}
+    ids = {name: torch.tensor([[tokenizer.bos_id] + tokenizer.encode(text)])
+           for name, text in PROMPTS.items()}
     assert 520 < ids["long"].shape[1] < 700
     return ids
 
@@ -77,7 +80,8 @@ def compute_reference(prompt_ids: dict) -> tuple[dict, dict]:
     path = gemma3_gguf_path(verify=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = transformers.Gemma3ForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+        model = transformers.Gemma3ForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                               dtype=torch.float32).eval()
     out = {}
     with torch.no_grad():
         for name, idx in prompt_ids.items():
@@ -86,7 +90,8 @@ def compute_reference(prompt_ids: dict) -> tuple[dict, dict]:
             out[f"{name}.logits"] = model.lm_head(hidden[:, selected_positions(idx.shape[1])])  # (1, S, V)
         for name in GREEDY:
             idx = prompt_ids[name]
-            generated = model.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=GREEDY_TOKENS, do_sample=False)
+            generated = model.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=GREEDY_TOKENS,
+                                       do_sample=False)
             out[f"{name}.greedy"] = generated[:, idx.shape[1] :]
     c = model.config
     config = {
@@ -129,7 +134,8 @@ def reference(prompt_ids):
 def test_config_read_from_gguf_equals_transformers(course, reference):
     ours, theirs = course[0].cfg, reference[1]
     for key in ("vocab_size", "emb_dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "hidden_dim",
-                "context_length", "sliding_window", "layer_types", "rope_base", "rope_local_base", "query_pre_attn_scalar"):
+                "context_length", "sliding_window", "layer_types", "rope_base", "rope_local_base",
+                "query_pre_attn_scalar"):
         assert ours[key] == theirs[key], key
     assert (ours["sliding_window"], ours["rope_base"], ours["rope_local_base"]) == (512, 1e6, 1e4)
     assert ours["layer_types"].count("full_attention") == 3 and ours["layer_types"][5] == "full_attention"
@@ -147,7 +153,8 @@ def test_hidden_states_and_logits_equal_transformers(course, prompt_ids, referen
         logits = model.head(hidden[:, selected_positions(idx.shape[1])])  # (1, S, V)
     hidden_error = relative_error(hidden, reference[0][f"{name}.hidden"])
     logits_error = relative_error(logits, reference[0][f"{name}.logits"])
-    print(f"{name} ({idx.shape[1]} tokens): relative error hidden {hidden_error:.2e}, logits {logits_error:.2e}")
+    print(f"{name} ({idx.shape[1]} tokens): relative error hidden {hidden_error:.2e}, logits "
+          f"{logits_error:.2e}")
     assert hidden_error < MAX_RELATIVE_ERROR and logits_error < MAX_RELATIVE_ERROR
 
 
@@ -212,5 +219,6 @@ def test_left_padded_batch_equals_unbatched(course, prompt_ids):
             alone = model.body(torch.cat([r, next_ids[i]])[None])[0]  # (len + 2, C)
             hidden_error = relative_error(prompt_hidden[i, width - len(r) :], alone[: len(r)])
             logits_error = relative_error(torch.cat([step1[i], step2[i]]), model.head(alone[len(r) :]))
-            print(f"row {i} ({len(r)} tokens): batched vs alone relative error hidden {hidden_error:.2e}, logits {logits_error:.2e}")
+            print(f"row {i} ({len(r)} tokens): batched vs alone relative error hidden {hidden_error:.2e}, "
+                  f"logits {logits_error:.2e}")
             assert hidden_error < MAX_RELATIVE_ERROR and logits_error < MAX_RELATIVE_ERROR

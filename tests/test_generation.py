@@ -10,7 +10,8 @@ from helpers.tokenizers import get_tokenizer
 PROMPTS = [  # different lengths, deliberately not sorted by length
     "Every effort moves you",
     "Hi",
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
+    "Below is an instruction that describes a task. Write a response that appropriately completes the "
+    "request.",
     "The capital of France is",
     "1, 2, 3,",
 ]
@@ -158,7 +159,8 @@ def test_gemma3_batched_greedy_equals_unbatched():
         model, tokenizer = registry.load_model("gemma-3-270m", device="cpu")
     except Exception as error:  # a missing package gets a named error from the registry
         pytest.skip(f"Gemma 3 270M could not be loaded: {error}")
-    prompts = ["The capital of France is Paris. The capital of Germany is", "1, 2, 3, 4,"]  # different lengths
+    # different lengths
+    prompts = ["The capital of France is Paris. The capital of Germany is", "1, 2, 3, 4,"]
     texts, batched = generate(model, tokenizer, prompts, max_new_tokens=4, return_ids=True)
     for prompt, ids in zip(prompts, batched):
         assert ids == generate(model, tokenizer, [prompt], max_new_tokens=4, return_ids=True)[1][0]
@@ -172,7 +174,8 @@ def test_benchmark_reference_decoder_and_flop_count(model, tokenizer):
 
     ids = tokenizer.encode(PROMPTS[2])
     book = book_generate(model, torch.tensor([ids]), 7, model.cfg["context_length"])[0, len(ids) :].tolist()
-    assert book == generate(model, _NoEndOfText(tokenizer), [PROMPTS[2]], max_new_tokens=7, return_ids=True)[1][0]
+    assert book == generate(model, _NoEndOfText(tokenizer), [PROMPTS[2]], max_new_tokens=7,
+                            return_ids=True)[1][0]
     with torch.device("meta"):  # shapes only
         gpt2, gemma = GPTModel(gpt2_config("gpt2-small-124m")), Gemma3Model(GEMMA3_270M_CONFIG)
     blocks = 12 * (768 * 3 * 768 + 768 * 768 + 2 * 768 * 4 * 768)
@@ -187,7 +190,8 @@ def test_preallocated_cache_matches_the_plain_cache():
     from helpers.generation import PreallocatedKVCache
     from helpers.models import KVCache
 
-    plain, prealloc = KVCache(2), PreallocatedKVCache(2, capacity=4)  # capacity 4: the 6 tokens force a regrow
+    # capacity 4: the 6 tokens force a regrow
+    plain, prealloc = KVCache(2), PreallocatedKVCache(2, capacity=4)
     batch = 3
     for step, new in enumerate([3, 1, 1, 1]):  # prefill 3 tokens, then one at a time
         for layer in range(2):

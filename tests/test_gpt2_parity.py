@@ -10,9 +10,11 @@ import torch
 
 from helpers.weights import WeightsCorrupt, gpt2_weights_file, load_gpt2_from_safetensors
 
-transformers = pytest.importorskip("transformers", reason="parity tests need the reference extra: pip install -e '.[reference]'")
+transformers = pytest.importorskip(
+    "transformers", reason="parity tests need the reference extra: pip install -e '.[reference]'")
 
-SMALL = {"vocab_size": 500, "context_length": 64, "emb_dim": 48, "n_heads": 4, "n_layers": 3, "drop_rate": 0.0, "qkv_bias": True}
+SMALL = {"vocab_size": 500, "context_length": 64, "emb_dim": 48, "n_heads": 4, "n_layers": 3,
+         "drop_rate": 0.0, "qkv_bias": True}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,8 @@ def test_logits_equal_transformers(hub_folder):
     # and step by step through the KV cache
     with torch.no_grad():
         cache = model.new_cache()
-        steps = torch.cat([model(idx[:, :30], cache=cache)] + [model(idx[:, t : t + 1], cache=cache) for t in range(30, 40)], 1)
+        steps = torch.cat([model(idx[:, :30], cache=cache)]
+                          + [model(idx[:, t : t + 1], cache=cache) for t in range(30, 40)], 1)
     torch.testing.assert_close(steps, theirs, rtol=1e-4, atol=1e-4)
 
 

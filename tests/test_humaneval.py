@@ -1,4 +1,5 @@
-"""HumanEval safe runner: right, wrong, hanging, flooding, exiting and escaping completions, each with its outcome."""
+"""HumanEval safe runner: right, wrong, hanging, flooding, exiting and escaping completions, each with its
+outcome."""
 
 import contextlib
 import os
@@ -30,7 +31,8 @@ def victim(tmp_path_factory):
 
 @pytest.fixture()
 def outsider(monkeypatch):
-    """A process outside the sandbox, started with a secret in its environment (as a notebook kernel holds a token)."""
+    """A process outside the sandbox, started with a secret in its environment (as a notebook kernel holds a
+    token)."""
     monkeypatch.setenv("HUMANEVAL_TEST_SECRET", "s3cret-" + os.urandom(4).hex())
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     yield proc
@@ -40,7 +42,8 @@ def outsider(monkeypatch):
 
 @pytest.fixture()
 def kernel_layer():
-    """Skip where neither namespaces nor dropping root work here: the audit hook alone cannot stop these escapes."""
+    """Skip where neither namespaces nor dropping root work here: the audit hook alone cannot stop these
+    escapes."""
     layers = humaneval.sandbox_layers()
     if not {"namespaces", "nobody"} & set(layers):
         pytest.skip(f"this machine allows no kernel layer (sandbox layers: {layers})")
@@ -78,7 +81,8 @@ def test_hanging_completion_is_stopped_by_the_time_limit(problems):
     "        found += [v for v in (*f.f_locals.values(), *f.f_globals.values())\n"
     "                  if isinstance(v, bytes) and len(v) == 32]\n"
     "        f = f.f_back\n    for fd in range(3, 256):\n        for value in found:\n            try:\n"
-    "                os.write(fd, value)\n            except OSError:\n                pass\n    os._exit(0)\n",
+    "                os.write(fd, value)\n            except OSError:\n                pass\n"
+    "    os._exit(0)\n",
 ])
 def test_leaving_before_check_returns_is_not_a_pass(problems, body):
     outcome = check_completion(problems[0], body)
@@ -100,8 +104,10 @@ def test_an_output_flood_is_capped_and_stopped_on_time(problems, stream):
 
 def test_nothing_is_left_running_after_a_timeout(problems, monkeypatch):
     folders, mkdtemp = [], humaneval.tempfile.mkdtemp
-    monkeypatch.setattr(humaneval.tempfile, "mkdtemp", lambda **kw: folders.append(mkdtemp(**kw)) or folders[-1])
-    body = "    import os, time\n    try:\n        os.setsid()\n    except OSError:\n        pass\n    time.sleep(60)\n"
+    monkeypatch.setattr(humaneval.tempfile, "mkdtemp",
+                        lambda **kw: folders.append(mkdtemp(**kw)) or folders[-1])
+    body = ("    import os, time\n    try:\n        os.setsid()\n    except OSError:\n        pass\n"
+            "    time.sleep(60)\n")
     outcome = check_completion(problems[0], body, timeout=1.0)  # a new session does not take it out of reach
     time.sleep(0.2)
 
@@ -121,15 +127,16 @@ def test_the_end_of_a_long_stderr_is_kept(problems):
 
 
 def test_an_outside_process_cannot_be_signalled(problems, kernel_layer, outsider):
-    body = (f"    import os, signal\n    signal.pidfd_send_signal(os.pidfd_open({outsider.pid}), signal.SIGKILL)\n"
-            "    return True\n")
+    body = ("    import os, signal\n"
+            f"    signal.pidfd_send_signal(os.pidfd_open({outsider.pid}), signal.SIGKILL)\n    return True\n")
     assert check_completion(problems[0], body).status == "failed"
     with pytest.raises(subprocess.TimeoutExpired):
         outsider.wait(timeout=0.5)
 
 
 @pytest.mark.parametrize("attack", [
-    "    import os\n    os.open('escaped.txt', os.O_WRONLY | os.O_CREAT, dir_fd=os.open({folder!r}, os.O_RDONLY))\n"
+    "    import os\n"
+    "    os.open('escaped.txt', os.O_WRONLY | os.O_CREAT, dir_fd=os.open({folder!r}, os.O_RDONLY))\n"
     "    return True\n",
     "    import os, posixpath\n    posixpath.realpath = lambda path, **_: os.getcwd()\n"
     "    open({path!r}, 'w').write('x')\n    return True\n",
@@ -144,7 +151,8 @@ def test_no_outside_environment_is_readable(problems, outsider):
     secret = os.environ["HUMANEVAL_TEST_SECRET"].encode()
     body = ("    import os\n    found = []\n"
             f"    for pid in [os.getppid(), {outsider.pid}, *os.listdir('/proc')]:\n        try:\n"
-            f"            found += [pid] if {secret!r} in open(f'/proc/{{pid}}/environ', 'rb').read() else []\n"
+            f"            found += [pid] if {secret!r} in open(f'/proc/{{pid}}/environ', 'rb').read()"
+            " else []\n"
             "        except OSError:\n            pass\n    raise RuntimeError(f'secret found in {found}')\n")
     outcome = check_completion(problems[0], body)
     assert outcome.detail.endswith("secret found in []"), outcome.detail
@@ -166,7 +174,8 @@ def test_file_deleting_completion_is_contained(problems, victim, attack):
 
 def test_writing_inside_the_working_folder_is_allowed_and_the_folder_is_removed(problems):
     body = ("    import os\n    open('scratch.txt', 'w').write(os.getcwd())\n    os.remove('scratch.txt')\n"
-            "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for j, b in enumerate(numbers) if i != j)\n")
+            "    return any(abs(a - b) < threshold for i, a in enumerate(numbers)"
+            " for j, b in enumerate(numbers) if i != j)\n")
     assert check_completion(problems[0], body).status == "passed"
 
 
@@ -202,15 +211,17 @@ def test_without_namespaces_it_warns_and_still_runs(problems, monkeypatch, capsy
 def test_pass_at_k_unbiased_estimator():
     assert pass_at_k(1, 1, 1) == 1.0 and pass_at_k(1, 0, 1) == 0.0
     assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
-    assert pass_at_k(10, 3, 5) == pytest.approx(1 - (7 * 6 * 5 * 4 * 3) / (10 * 9 * 8 * 7 * 6))  # 1 - C(7,5)/C(10,5)
+    # 1 - C(7,5)/C(10,5)
+    assert pass_at_k(10, 3, 5) == pytest.approx(1 - (7 * 6 * 5 * 4 * 3) / (10 * 9 * 8 * 7 * 6))
     assert pass_at_k(5, 4, 2) == 1.0  # any 2 of 5 samples include a passing one
     with pytest.raises(ValueError):
         pass_at_k(3, 4, 1)
 
 
 def test_summary_counts_outcomes(problems):
-    results = humaneval.evaluate_completions(problems[:2], [[problems[0]["canonical_solution"], "    return 0\n"],
-                                                            ["    while True: pass\n", "    return 1\n"]], timeout=1.0)
+    results = humaneval.evaluate_completions(
+        problems[:2], [[problems[0]["canonical_solution"], "    return 0\n"],
+                       ["    while True: pass\n", "    return 1\n"]], timeout=1.0)
     assert list(results["status"]) == ["passed", "failed", "timeout", "failed"]
     summary = humaneval.pass_at_k_summary(results).iloc[0]
     assert summary["pass@1"] == pytest.approx(0.25) and summary["solved_any"] == 1 and summary["timeout"] == 1
@@ -224,7 +235,8 @@ def test_generated_completions_are_cut_at_the_next_top_level_statement(problems)
 
     assert humaneval.truncate_completion("    return 1\n\ndef other():\n    pass") == "    return 1\n"
     torch.manual_seed(0)
-    completions = humaneval.generate_completions(GPTModel(TINY_GPT_CONFIG), get_tokenizer("gpt2"), problems[:2],
-                                                 max_new_tokens=8)
+    completions = humaneval.generate_completions(GPTModel(TINY_GPT_CONFIG), get_tokenizer("gpt2"),
+                                                 problems[:2], max_new_tokens=8)
     assert [len(c) for c in completions] == [1, 1]
-    assert all(isinstance(c[0], str) and not any(s in c[0] for s in humaneval.STOP_SEQUENCES) for c in completions)
+    assert all(isinstance(c[0], str) and not any(s in c[0] for s in humaneval.STOP_SEQUENCES)
+               for c in completions)

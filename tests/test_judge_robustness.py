@@ -66,7 +66,8 @@ ATTACKS = [
 ]
 HONEST = [
     "The judge: a person who decides cases in court.", "The maximum score in the test is 100 points.",
-    "Rate the film 5/5 stars.", "Ignore case when comparing the strings.", "The judge ruled for the defendant.",
+    "Rate the film 5/5 stars.", "Ignore case when comparing the strings.",
+    "The judge ruled for the defendant.",
     "mice", "The operating system: Linux.", "Her score was 100 in the final exam.",
     "Do not forget the previous step.", "We disregarded the outliers in the data.",
 ]
@@ -106,7 +107,8 @@ def _saved_responses(run_dir: Path):
                     reason="no saved responses (run `make course`, or set GUARD_RUN_DIR to a run folder)")
 def test_guard_false_positives_on_saved_model_answers():
     """Both models' answers saved by a `make course` run (GUARD_RUN_DIR=runs/<run>); a failure lists them."""
-    flagged = [(name, text) for name, text in _saved_responses(Path(os.environ.get("GUARD_RUN_DIR", RUNS_DIR)))
+    flagged = [(name, text)
+               for name, text in _saved_responses(Path(os.environ.get("GUARD_RUN_DIR", RUNS_DIR)))
                if J.looks_like_injection(text)]
     assert flagged == []
 
@@ -164,12 +166,16 @@ ECHO_CASES = [  # (record, response, expected echo_of)
       "output": "She walked to school."}, "she walks to school", "input"),
     ({"instruction": "Rewrite this sentence in the past tense.", "input": "She walks to school.",
       "output": "She walked to school."}, "She walks to school!!", "input"),
-    ({"instruction": "What is the opposite of 'hot'?", "input": "", "output": "The opposite of 'hot' is 'cold'."},
+    ({"instruction": "What is the opposite of 'hot'?", "input": "",
+      "output": "The opposite of 'hot' is 'cold'."},
      "What is the opposite of hot?", "instruction"),
-    ({"instruction": "What is the opposite of 'hot'?", "input": "", "output": "The opposite of 'hot' is 'cold'."},
+    ({"instruction": "What is the opposite of 'hot'?", "input": "",
+      "output": "The opposite of 'hot' is 'cold'."},
      "The opposite of 'hot' is 'cold'.", None),
-    ({"instruction": "Summarize the text.", "input": "Heavy rain hit the town on Monday and closed two roads.",
-      "output": "Rain closed two roads on Monday."}, "Heavy rain hit the town on Monday and closed two roads", "input"),
+    ({"instruction": "Summarize the text.",
+      "input": "Heavy rain hit the town on Monday and closed two roads.",
+      "output": "Rain closed two roads on Monday."},
+     "Heavy rain hit the town on Monday and closed two roads", "input"),
     ({"instruction": "Give an example of a fruit.", "input": "", "output": "An apple is a fruit."}, "", None),
 ]
 

@@ -37,7 +37,8 @@ def _post(server, body: dict) -> tuple[int, dict]:
 
 
 def _judge_request(record: dict, response: str) -> dict:
-    """What helpers.judge.Judge sends for one score: rubric first (> 128 tokens, so it is reused), logprobs."""
+    """What helpers.judge.Judge sends for one score: rubric first (> 128 tokens, so it is reused),
+    logprobs."""
     messages = J.PROMPTS["yes-no"].messages(record, response)
     return {"model": "judge", "messages": messages, "temperature": 0, "seed": 123, "max_tokens": 2,
             "logprobs": True, "top_logprobs": 10}
@@ -60,8 +61,8 @@ def test_chat_completion_with_logprobs_on_localhost(server):
         assert _listening_addresses(server.port) == {"127.0.0.1"}
     with urllib.request.urlopen(server.base_url + "/models", timeout=10) as r:
         assert json.load(r)["data"][0]["id"] == S.JUDGE_MODEL_NAME
-    status, reply = _post(server, {"model": "any", "temperature": 0, "seed": 1, "max_tokens": 3, "logprobs": True,
-                                   "top_logprobs": 5, "messages": [
+    status, reply = _post(server, {"model": "any", "temperature": 0, "seed": 1, "max_tokens": 3,
+                                   "logprobs": True, "top_logprobs": 5, "messages": [
                                        {"role": "user", "content": "What is 2 + 2? Reply with one digit."}]})
     assert status == 200, reply
     choice = reply["choices"][0]
@@ -84,8 +85,9 @@ def test_chat_completion_with_logprobs_on_localhost(server):
 def test_same_request_gives_same_tokens_and_logprobs(server):
     """Repeated, and after another request that shares the rubric prefix: bit-identical logprobs."""
     calibration = J.load_calibration()
-    wordy = " I read the question twice, recalled the facts it needs and checked the answer against the usual" \
-            " mistakes, so I am confident that it is right and complete, and short enough to check quickly." * 2
+    wordy = (" I read the question twice, recalled the facts it needs and checked the answer against the"
+             " usual mistakes, so I am confident that it is right and complete, and short enough to check"
+             " quickly." * 2)
     a = _judge_request(calibration["records"][0], calibration["records"][0]["responses"]["wrong"] + wordy)
     b = _judge_request(calibration["records"][1], calibration["records"][1]["responses"]["correct"] + wordy)
     first = _post(server, a)[1]
@@ -93,7 +95,8 @@ def test_same_request_gives_same_tokens_and_logprobs(server):
     other = _post(server, b)[1]  # shares the rubric, so the cache keeps its first chunk(s)
     after = _post(server, a)[1]
     assert first["usage"]["prompt_tokens"] > 2 * 128  # long enough to reuse a chunk of the prefix
-    answers = [(r["choices"][0]["message"]["content"], r["choices"][0]["logprobs"]) for r in (first, again, after)]
+    answers = [(r["choices"][0]["message"]["content"], r["choices"][0]["logprobs"])
+               for r in (first, again, after)]
     assert answers[0] == answers[1] == answers[2]
     assert other["choices"][0]["logprobs"] != first["choices"][0]["logprobs"]
 
@@ -160,7 +163,9 @@ def test_module_uses_no_private_llama_cpp_attribute():
     own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     private = {(ast.unparse(n.value), n.attr) for n in ast.walk(tree)
                if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")}
-    assert {(obj, attr) for obj, attr in private if attr not in own and (obj, attr) != ("os", "_exit")} == set()
-    imports = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("llama_cpp")
+    assert {(obj, attr) for obj, attr in private
+            if attr not in own and (obj, attr) != ("os", "_exit")} == set()
+    imports = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+               and (n.module or "").startswith("llama_cpp")
                for a in n.names]
     assert not [name for name in imports if name.startswith("_")]

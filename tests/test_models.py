@@ -118,8 +118,10 @@ def test_left_padded_batch_equals_unbatched(model_class, cfg):
             steps.append(model(new_tokens[:, t : t + 1], positions=pos, attn_mask=mask, cache=cache)[:, 0])
         for i, r in enumerate(rows):
             alone = model(torch.cat([r, new_tokens[i]])[None])[0]  # (len + extra, V)
-            torch.testing.assert_close(batched_prompt[i, width - len(r) :], alone[: len(r)], rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(torch.stack([s[i] for s in steps]), alone[len(r) :], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(batched_prompt[i, width - len(r) :], alone[: len(r)],
+                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(torch.stack([s[i] for s in steps]), alone[len(r) :],
+                                       rtol=1e-5, atol=1e-5)
 
 
 def brute_force_mask(q_len, k_len, real, window):
@@ -182,7 +184,8 @@ def test_rope_rotates_pairs_and_keeps_norm():
 def test_gemma_embedding_scaled_by_sqrt_width_and_head_tied():
     model = make(Gemma3Model, TINY_GEMMA_CONFIG)
     assert model.out_head.weight is model.tok_emb.weight
-    assert count_parameters(model) == sum(p.numel() for n, p in model.named_parameters() if n != "out_head.weight")
+    assert count_parameters(model) == sum(p.numel() for n, p in model.named_parameters()
+                                          if n != "out_head.weight")
 
 
 def test_bfloat16_forward_runs_and_is_close():
@@ -209,7 +212,8 @@ def test_dropout_only_in_training_mode():
 
 def test_registry_names_and_table():
     assert DEFAULT_MODEL == "gemma-3-270m"
-    expected = {"gemma-3-270m", "gpt2-small-124m", "gpt2-medium-355m", "gpt2-large-774m", "gpt2-xl-1558m", "tiny-gpt"}
+    expected = {"gemma-3-270m", "gpt2-small-124m", "gpt2-medium-355m", "gpt2-large-774m",
+                "gpt2-xl-1558m", "tiny-gpt"}
     assert set(MODELS) == expected
     table = model_table()
     assert list(table["name"]) == list(MODELS) and table["default"].sum() == 1
@@ -218,7 +222,8 @@ def test_registry_names_and_table():
     assert "Gemma" in table.set_index("name").loc["gemma-3-270m", "license"]
 
 
-@pytest.mark.parametrize("name", ["gpt2-small-124m", "gpt2-medium-355m", "gpt2-large-774m", "gpt2-xl-1558m", "gemma-3-270m"])
+@pytest.mark.parametrize("name", ["gpt2-small-124m", "gpt2-medium-355m", "gpt2-large-774m", "gpt2-xl-1558m",
+                                  "gemma-3-270m"])
 def test_registry_parameter_counts_match_the_architectures(name):
     spec = MODELS[name]
     with torch.device("meta"):  # no memory, no init
@@ -226,7 +231,8 @@ def test_registry_parameter_counts_match_the_architectures(name):
     if spec.family == "gpt2":
         model.out_head.weight = model.tok_emb.weight  # pretrained GPT-2 ties its head
     assert count_parameters(model) == spec.parameters
-    book = {"gpt2-small-124m": 124, "gpt2-medium-355m": 355, "gpt2-large-774m": 774, "gpt2-xl-1558m": 1558, "gemma-3-270m": 268}
+    book = {"gpt2-small-124m": 124, "gpt2-medium-355m": 355, "gpt2-large-774m": 774, "gpt2-xl-1558m": 1558,
+            "gemma-3-270m": 268}
     assert round(spec.parameters / 1e6) == book[name]
 
 

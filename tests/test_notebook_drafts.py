@@ -26,7 +26,8 @@ GPT2_EOS = 50256  # GPT-2's end-of-text id; the toy drafts pad with it, as noteb
 
 
 def notebook_definitions(path, names):
-    """Execute the top-level ``def``s called ``names`` (and UPPER_CASE constants) from ``path``'s code cells."""
+    """Execute the top-level ``def``s called ``names`` (and UPPER_CASE constants) from ``path``'s code
+    cells."""
     nodes = []
     for cell in nbformat.read(path, as_version=4).cells:
         if cell.cell_type != "code":
@@ -101,8 +102,10 @@ def test_collate_draft_3_matches_the_book_on_the_toy_batch(collate_drafts):
 
 @pytest.mark.parametrize("allowed_max_length", [None, 1, 3, 5, 50])
 def test_collate_draft_3_equals_helpers_collate(collate_drafts, allowed_max_length):
-    draft_inputs, draft_targets = collate_drafts["collate_draft_3"](TOY_BATCH, allowed_max_length=allowed_max_length)
-    inputs, targets = collate(TOY_BATCH, pad_id=GPT2_EOS, eos_id=GPT2_EOS, allowed_max_length=allowed_max_length)
+    draft_inputs, draft_targets = collate_drafts["collate_draft_3"](TOY_BATCH,
+                                                                    allowed_max_length=allowed_max_length)
+    inputs, targets = collate(TOY_BATCH, pad_id=GPT2_EOS, eos_id=GPT2_EOS,
+                              allowed_max_length=allowed_max_length)
     assert torch.equal(draft_inputs, inputs) and torch.equal(draft_targets, targets)
 
 
@@ -129,8 +132,9 @@ def test_earlier_drafts_grow_into_the_last(collate_drafts):
 
 
 NB05 = NOTEBOOKS / "05_review-the-responses.ipynb"
+# the record notebook 05 shows the prompt for
 JUDGE_EXAMPLE = {"instruction": "What is the capital of Australia?", "input": "",
-                 "output": "The capital of Australia is Canberra."}  # the record notebook 05 shows the prompt for
+                 "output": "The capital of Australia is Canberra."}
 
 
 def _notebook_05_score_one():
@@ -149,7 +153,8 @@ def _notebook_05_score_one():
 
 
 def test_notebook_05_shows_the_judge_prompt_helpers_send():
-    """The messages written out in notebook 05's markdown are exactly what PROMPTS["yes-no"] (the default) sends."""
+    """The messages written out in notebook 05's markdown are exactly what PROMPTS["yes-no"] (the default)
+    sends."""
     import re
 
     from helpers.judge import PROMPTS, Judge
@@ -166,7 +171,8 @@ def test_notebook_05_shows_the_judge_prompt_helpers_send():
 
 @pytest.fixture(scope="module")
 def embedded_judge():
-    """One embedded judge (llama.cpp on 127.0.0.1) for the module, as tests/test_judge.py shares its server."""
+    """One embedded judge (llama.cpp on 127.0.0.1) for the module, as tests/test_judge.py shares its
+    server."""
     from helpers.judge import Judge
 
     with Judge("embedded") as judge:
@@ -185,7 +191,8 @@ def test_notebook_05_score_one_equals_judge_score(embedded_judge):
         response = record["responses"][kind]
         mine.append(score_one(embedded_judge.client, record, response, model=embedded_judge.model))
         result = embedded_judge.score(record, response)
-        assert result["status"] == "ok" and not result["injection_suspected"] and result["weighted_score"] is not None
+        assert (result["status"] == "ok" and not result["injection_suspected"]
+                and result["weighted_score"] is not None)
         helper.append(result["score"])
     assert mine == helper, f"notebook {mine} != helpers {helper}"
     assert len(set(mine)) > 1, "three different answers should not all get the same score"
@@ -204,7 +211,8 @@ def _notebook_04(names):
     from helpers.training import IGNORE_INDEX, evaluate
 
     nodes = [node for cell in nbformat.read(NB04, as_version=4).cells if cell.cell_type == "code"
-             for node in ast.parse(cell.source).body if isinstance(node, ast.FunctionDef) and node.name in names]
+             for node in ast.parse(cell.source).body
+             if isinstance(node, ast.FunctionDef) and node.name in names]
     namespace = {"torch": torch, "F": F, "IGNORE_INDEX": IGNORE_INDEX, "evaluate": evaluate}
     exec(compile(ast.Module(body=nodes, type_ignores=[]), str(NB04), "exec"), namespace)
     missing = [name for name in names if name not in namespace]
@@ -213,7 +221,8 @@ def _notebook_04(names):
 
 
 def _tiny_04(seed=1):
-    """The tiny random GPT (dropout 0) and plain, unshuffled loaders over course records (real GPT-2 tokenizer)."""
+    """The tiny random GPT (dropout 0) and plain, unshuffled loaders over course records (real GPT-2
+    tokenizer)."""
     from functools import partial
     from types import SimpleNamespace
 
@@ -228,7 +237,8 @@ def _tiny_04(seed=1):
     records = load_records(DATA_DIR / "course-instructions.json")
     batches = partial(collate, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id, allowed_max_length=96,
                       mask_instructions=True)
-    loader = lambda rs: DataLoader(InstructionDataset(rs, tokenizer), batch_size=2, shuffle=False, collate_fn=batches)
+    def loader(rs):
+        return DataLoader(InstructionDataset(rs, tokenizer), batch_size=2, shuffle=False, collate_fn=batches)
     set_seed(seed)
     return GPTModel(TINY_GPT_CONFIG), SimpleNamespace(train=loader(records[:8]), val=loader(records[8:12]))
 
@@ -254,11 +264,13 @@ def test_notebook_04_train_simple_equals_train():
     nb = _notebook_04(["supervised_loss", "train_simple"])
     knobs = dict(lr=3e-3, weight_decay=0.1, grad_clip=1.0, eval_every=2)
     model, loaders = _tiny_04()
-    step_losses, evals = nb["train_simple"](model, loaders.train, fixed_batches(loaders.val, None), steps=8, **knobs)
+    step_losses, evals = nb["train_simple"](model, loaders.train, fixed_batches(loaders.val, None),
+                                            steps=8, **knobs)
 
     model, loaders = _tiny_04()
-    settings = FinetuneSettings(model="tiny-gpt", epochs=2, max_steps=8, warmup_steps=0, cosine=False, grad_accum=1,
-                                patience=None, freeze_embeddings=False, train_last_n_blocks=None, **knobs)
+    settings = FinetuneSettings(model="tiny-gpt", epochs=2, max_steps=8, warmup_steps=0, cosine=False,
+                                grad_accum=1, patience=None, freeze_embeddings=False,
+                                train_last_n_blocks=None, **knobs)
     seen = []
     history = train(model, loaders, settings, progress=False, on_step=lambda step, loss: seen.append(loss))
     assert len(step_losses) == len(seen) == 8  # 2 epochs of 4 batches
@@ -278,11 +290,12 @@ def test_notebook_04_bootstrap_se_equals_the_helpers():
     assert nb["bootstrap_se"](sums, counts) == training.bootstrap_se(sums, counts) > 0
     counts[3] = 0  # a record truncation left without targets: both leave it out
     sums[3] = 0.0
-    assert nb["bootstrap_se"](sums, counts, n_resamples=200, seed=5) == training.bootstrap_se(sums, counts, 200, 5)
+    assert (nb["bootstrap_se"](sums, counts, n_resamples=200, seed=5)
+            == training.bootstrap_se(sums, counts, 200, 5))
 
 
-# ------------------------------------------------------------------------------------------------ 02 and 03: the
-# data set class of notebook 02 and the generation loop of notebook 03, against their production twins
+# ------------------------------------------------------------------------------------------------ 02 and 03:
+# the data set class of notebook 02 and the generation loop of notebook 03, against their production twins
 
 
 NB03 = NOTEBOOKS / "03_load-a-pretrained-model.ipynb"
@@ -322,11 +335,12 @@ def course_tokenizers():
 @pytest.mark.parametrize("style", ["alpaca", "phi3"])
 @pytest.mark.parametrize("tokenizer_name", ["gpt2", "gemma3"])
 def test_notebook_02_instruction_dataset_equals_helper(course_tokenizers, tokenizer_name, style):
-    """Same examples as helpers.batching.InstructionDataset: ids, prompt length, <bos> when the tokenizer has one.
+    """Same examples as helpers.batching.InstructionDataset: ids, prompt length, <bos> when the tokenizer has
+    one.
 
-    The course's records split at the prompt/response boundary whether tokenized apart or together, so a record
-    whose answer starts with a line break is added: Gemma's tokenizer merges it with the prompt's last newline
-    into one token when the text is tokenized whole, which a class that did so would get wrong.
+    The course's records split at the prompt/response boundary whether tokenized apart or together, so a
+    record whose answer starts with a line break is added: Gemma's tokenizer merges it with the prompt's last
+    newline into one token when the text is tokenized whole, which a class that did so would get wrong.
     """
     from helpers.batching import InstructionDataset
 
@@ -337,10 +351,12 @@ def test_notebook_02_instruction_dataset_equals_helper(course_tokenizers, tokeni
     ours, helper = notebook_class(records, tok, style=style), InstructionDataset(records, tok, style=style)
     assert len(ours) == len(helper) == len(records)
     different = [i for i in range(len(records)) if ours[i] != helper[i]]
-    assert not different, f"notebook 02's InstructionDataset differs from the helper on records {different[:10]}"
+    assert not different, (
+        f"notebook 02's InstructionDataset differs from the helper on records {different[:10]}")
     first = ours[0]
     start = [] if getattr(tok, "bos_id", None) is None else [tok.bos_id]
-    assert first["token_ids"][: first["prompt_length"]] == start + tok.encode(format_prompt(records[0], style=style))
+    assert (first["token_ids"][: first["prompt_length"]]
+            == start + tok.encode(format_prompt(records[0], style=style)))
 
 
 class _EndsAt:
@@ -379,7 +395,8 @@ def test_notebook_03_generate_simple_equals_generate(generate_simple, course_mod
 
 
 def test_notebook_03_generate_simple_stops_at_end_of_text(generate_simple):
-    """Pretend the fourth token the model writes is end-of-text: both loops stop right before its first use."""
+    """Pretend the fourth token the model writes is end-of-text: both loops stop right before its first
+    use."""
     from helpers.generation import generate
     from helpers.registry import load_model
 
@@ -412,4 +429,5 @@ def test_notebook_07_build_prompt_equals_conversation_prompt(style, history):
 
     build_prompt = notebook_definitions_and_imports(NOTEBOOKS / "07_chat-and-export.ipynb",
                                                     ["build_prompt"])["build_prompt"]
-    assert build_prompt("And an antonym?", history, style) == conversation_prompt("And an antonym?", history, style)
+    assert (build_prompt("And an antonym?", history, style)
+            == conversation_prompt("And an antonym?", history, style))

@@ -25,21 +25,25 @@ def test_there_are_lessons_numbered_from_01_without_gaps():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
-    dirty = [i for i, c in enumerate(read(path).cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
-    assert not dirty, f"{path.name} carries outputs in cells {dirty}; run: .venv/bin/python scripts/strip_notebooks.py"
+    dirty = [i for i, c in enumerate(read(path).cells) if c.cell_type == "code"
+             and (c.outputs or c.execution_count)]
+    assert not dirty, (
+        f"{path.name} carries outputs in cells {dirty}; run: .venv/bin/python scripts/strip_notebooks.py")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_file_name(path):
     assert NAME.match(path.name), f"{path.name}: use NN_verb-phrase.ipynb (lower case, hyphens)"
-    assert path.stem.endswith("-solutions") == (path in SOLUTIONS), f"{path.name}: solutions live in notebooks/solutions/"
+    assert path.stem.endswith("-solutions") == (path in SOLUTIONS), (
+        f"{path.name}: solutions live in notebooks/solutions/")
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_solutions_link_back_to_their_lesson(path):
     lesson = path.name.replace("-solutions", "")
     first = read(path).cells[0].source
-    assert TITLE.match(first.split("\n")[0]) and f"](../{lesson})" in first, f"{path.name}: title and link to ../{lesson}"
+    assert TITLE.match(first.split("\n")[0]) and f"](../{lesson})" in first, (
+        f"{path.name}: title and link to ../{lesson}")
 
 
 def test_the_index_lists_every_lesson_and_its_solutions():
@@ -64,13 +68,16 @@ def test_lesson_frame(path):
     assert any(re.search(r"\bFAST\b", c) for c in code[:4]), "a parameters cell that shows FAST"
     headings = re.findall(r"^## (.+)$", "\n".join(markdown), re.M)
     sections = [h for h in headings if re.match(rf"{number}\.\d+ ", h)]
-    assert len(sections) >= 2, f"{path.name}: sections '## {number}.1 …', '## {number}.2 …' expected, got {headings}"
-    assert "Summary" in headings and "Exercises" in headings, f"{path.name}: needs '## Summary' and '## Exercises'"
+    assert len(sections) >= 2, (
+        f"{path.name}: sections '## {number}.1 …', '## {number}.2 …' expected, got {headings}")
+    assert "Summary" in headings and "Exercises" in headings, (
+        f"{path.name}: needs '## Summary' and '## Exercises'")
     solutions = f"solutions/{path.stem}-solutions.ipynb"
     assert (path.parent / solutions).exists(), f"{path.name}: {solutions} missing"
     assert any(f"]({solutions})" in m for m in markdown), f"{path.name}: link to {solutions} in the exercises"
     ratio = len(markdown) / max(1, len(code))
-    assert ratio >= 1.4, f"{path.name}: {len(markdown)} markdown cells for {len(code)} code cells; explain more"
+    assert ratio >= 1.4, (
+        f"{path.name}: {len(markdown)} markdown cells for {len(code)} code cells; explain more")
 
 
 @pytest.mark.parametrize("path", LESSONS[:-1], ids=lambda p: p.name)

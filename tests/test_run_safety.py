@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from helpers import checkpoints as ckpt
 from helpers import course
@@ -24,7 +25,6 @@ from helpers.data import RecordError, load_course_data, load_records
 from helpers.tokenizers import get_tokenizer
 from helpers.training import train
 from test_training import RECORDS, collate, make_loaders, tiny_model
-from torch.utils.data import DataLoader
 
 FAST_RUN = ["finetune", "--model", "tiny-gpt", "--fast", "--no-test-responses"]
 
@@ -114,7 +114,8 @@ def test_a_second_run_into_a_busy_folder_fails_naming_the_holder(tmp_path, capsy
     (["--batch-size", "0"], "--batch-size (batch_size=0 must be at least 1)"),
     (["--lr", "0"], "--lr (lr=0.0 must be positive)"),
 ])
-def test_settings_that_learn_nothing_fail_before_the_model_loads(tmp_path, capsys, no_model, options, message):
+def test_settings_that_learn_nothing_fail_before_the_model_loads(tmp_path, capsys, no_model, options,
+                                                                 message):
     assert main([*FAST_RUN, "--out", str(tmp_path / "run"), *options]) == 2
     assert message in capsys.readouterr().err
 
@@ -151,8 +152,9 @@ def test_truncation_is_counted_reported_and_saved(tmp_path, capsys):
     report = supervision_report(dataset, allowed_max_length=256, mask_instructions=True)
     assert report["records_cut"] == 1 and report["records_without_targets"] == 0
     assert report["targets_cut"] == n_huge - 256 and report["targets_cut"] > 39_000
-    assert report["supervised_targets"] == (256 - (prompt - 1)) + (len(dataset.examples[1]["token_ids"]) -
-                                                                     (dataset.examples[1]["prompt_length"] - 1))
+    assert report["supervised_targets"] == ((256 - (prompt - 1))
+                                            + (len(dataset.examples[1]["token_ids"])
+                                               - (dataset.examples[1]["prompt_length"] - 1)))
 
     out = tmp_path / "run"
     assert main([*FAST_RUN, "--out", str(out), "--max-length", "48"]) == 0
@@ -184,8 +186,10 @@ def test_two_checkpoints_are_kept_with_size_and_sha256(tmp_path):
     assert [c["step"] for c in pointer["checkpoints"]] == [12, 10]
     for entry in pointer["checkpoints"]:
         for f in entry["files"].values():
-            assert (tmp_path / f["name"]).stat().st_size == f["size"] and ckpt.sha256_file(tmp_path / f["name"]) == f["sha256"]
-    assert strict_load(tmp_path / "best.json")["file"]["sha256"] == ckpt.sha256_file(tmp_path / "best.safetensors")
+            assert ((tmp_path / f["name"]).stat().st_size == f["size"]
+                    and ckpt.sha256_file(tmp_path / f["name"]) == f["sha256"])
+    assert (strict_load(tmp_path / "best.json")["file"]["sha256"]
+            == ckpt.sha256_file(tmp_path / "best.safetensors"))
 
 
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
@@ -200,7 +204,8 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "step 6" in out and "damaged" in out and "at step 4" in out
     assert [r["val_loss"] for r in history.rows] == [r["val_loss"] for r in full.rows]
-    assert all(torch.equal(a, b) for a, b in zip(full_model.state_dict().values(), model.state_dict().values()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(full_model.state_dict().values(), model.state_dict().values()))
 
 
 def test_no_usable_checkpoint_names_the_folder_and_restart(tmp_path):
@@ -239,7 +244,8 @@ def test_a_file_that_is_not_utf8_names_the_byte(tmp_path):
     path = tmp_path / "latin1.json"
     data = '[{"instruction": "Say café.", "output": "ok"}]'.encode("latin-1")
     path.write_bytes(data)
-    with pytest.raises(RecordError, match=rf"(?s)latin1.json.*not UTF-8: byte {data.index(0xE9)} is b'\\xe9'"):
+    with pytest.raises(RecordError,
+                       match=rf"(?s)latin1.json.*not UTF-8: byte {data.index(0xE9)} is b'\\xe9'"):
         load_records(path)
 
 
@@ -260,7 +266,7 @@ def test_weights_are_saved_before_the_test_answers(tmp_path, monkeypatch):
     assert (out / "tiny-gpt.safetensors").exists() and strict_load(out / "tiny-gpt.json")["steps"] == 6
 
 
-# ---- 6. saved metadata tells the truth -----------------------------------------------------------------------
+# ---- 6. saved metadata tells the truth ---------------------------------------------------------------------
 
 
 def test_saved_metadata_is_strict_and_true(tmp_path):
@@ -271,6 +277,7 @@ def test_saved_metadata_is_strict_and_true(tmp_path):
     assert info["test_responses"] is None and "not generated" in info["test_responses_note"]
     for path in out.rglob("*.json"):
         strict_load(path)
-    ckpt.atomic_write_json(tmp_path / "x.json", {"test_loss": float("nan"), "best": float("inf"), "rows": [float("nan")]})
+    ckpt.atomic_write_json(tmp_path / "x.json",
+                           {"test_loss": float("nan"), "best": float("inf"), "rows": [float("nan")]})
     assert strict_load(tmp_path / "x.json") == {"test_loss": None, "test_loss_note": "not a number (NaN)",
                                                 "best": None, "best_note": "inf (infinite)", "rows": [None]}

@@ -27,14 +27,16 @@ WHITESPACE = (
     "  two leading spaces\n\n\nthree newlines   three spaces    four\t\ttabs \t mixed \n \n"
     "        eight-space indent\r\nwindows line\u00a0no-break\u200bzero-width\u3000ideographic space   "
 )
-SPECIAL = "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello<eos> and <table><tr><td>1</td></tr></table>"
+SPECIAL = ("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello<eos> and "
+           "<table><tr><td>1</td></tr></table>")
 ALPACA = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
-    "\n\n### Instruction:\nRewrite the sentence in passive voice.\n\n### Input:\nThe cat chased the mouse.\n\n"
-    "### Response:\nThe mouse was chased by the cat."
+    "Below is an instruction that describes a task. Write a response that appropriately completes the "
+    "request.\n\n### Instruction:\nRewrite the sentence in passive voice.\n\n### Input:\nThe cat chased the "
+    "mouse.\n\n### Response:\nThe mouse was chased by the cat."
 )
-TEXTS = {"multilingual": MULTILINGUAL, "code": CODE, "whitespace": WHITESPACE, "special": SPECIAL, "alpaca": ALPACA,
-         "empty": "", "single space": " ", "bytes": "\x00\x07 control \U0001d54f\U0001f9ec rare"}
+TEXTS = {"multilingual": MULTILINGUAL, "code": CODE, "whitespace": WHITESPACE, "special": SPECIAL,
+         "alpaca": ALPACA, "empty": "", "single space": " ",
+         "bytes": "\x00\x07 control \U0001d54f\U0001f9ec rare"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,8 @@ def gemma():
 
 @pytest.fixture(scope="module")
 def transformers_reference():
-    transformers = pytest.importorskip("transformers", reason="needs the reference extra: pip install -e '.[reference]'")
+    transformers = pytest.importorskip("transformers",
+                                       reason="needs the reference extra: pip install -e '.[reference]'")
     path = gemma3_gguf_path()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -66,7 +69,8 @@ def test_ids_equal_transformers(gemma, transformers_reference, name):
 @pytest.mark.parametrize("name", list(TEXTS))
 def test_ids_equal_llama_cpp(gemma, llama_cpp_reference, name):
     text = TEXTS[name]
-    assert gemma.encode(text) == llama_cpp_reference.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    assert gemma.encode(text) == llama_cpp_reference.tokenize(text.encode("utf-8"),
+                                                              add_bos=False, special=True)
 
 
 def test_long_space_runs_are_matched_longest_first(gemma, llama_cpp_reference):
@@ -82,7 +86,8 @@ def test_long_space_runs_are_matched_longest_first(gemma, llama_cpp_reference):
 
 
 def test_texts_are_not_trivial(gemma):
-    """The test texts reach the parts that can go wrong: byte fallback, space runs, newline runs, control tokens."""
+    """The test texts reach the parts that can go wrong: byte fallback, space runs, newline runs, control
+    tokens."""
     ids = gemma.encode(" ".join(TEXTS.values()))
     assert any(238 <= i < 238 + 256 for i in ids)  # <0x..> byte pieces
     assert any(138 <= i <= 167 for i in ids)  # runs of spaces (user-defined pieces)
@@ -91,8 +96,10 @@ def test_texts_are_not_trivial(gemma):
 
 
 def test_special_ids_come_from_the_gguf(gemma):
-    assert (gemma.bos_id, gemma.eos_id, gemma.pad_id) == (2, 1, 0)  # tokenizer.ggml.{bos,eos,padding}_token_id
-    assert (gemma.eos_text, gemma.bos_text, gemma.name, gemma.vocab_size) == ("<eos>", "<bos>", "gemma3", 262_144)
+    # tokenizer.ggml.{bos,eos,padding}_token_id
+    assert (gemma.bos_id, gemma.eos_id, gemma.pad_id) == (2, 1, 0)
+    assert ((gemma.eos_text, gemma.bos_text, gemma.name, gemma.vocab_size)
+            == ("<eos>", "<bos>", "gemma3", 262_144))
 
 
 def test_encode_adds_no_bos_and_control_text_becomes_one_id(gemma):

@@ -1,4 +1,5 @@
-"""Training loop: supervised-only loss, loss falls, freezing, early stopping, exact resume, NaN stop, plots."""
+"""Training loop: supervised-only loss, loss falls, freezing, early stopping, exact resume, NaN stop,
+plots."""
 
 from __future__ import annotations
 
@@ -10,16 +11,23 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from helpers import training
 from helpers.config import set_seed
 from helpers.models import TINY_GPT_CONFIG, GPTModel
 from helpers.tokenizers import get_tokenizer
-from helpers import training
-from helpers.training import FinetuneSettings, NonFiniteLossError, History, supervised_loss, full_logits_loss, train
+from helpers.training import (
+    FinetuneSettings,
+    History,
+    NonFiniteLossError,
+    full_logits_loss,
+    supervised_loss,
+    train,
+)
 
 TOKENIZER = get_tokenizer("gpt2")
 # The plain loop of these tests: constant lr, no warmup, every parameter trained, no early stopping.
-PLAIN = FinetuneSettings(model="tiny-gpt", warmup_steps=0, cosine=False, patience=None, freeze_embeddings=False,
-                         eval_every=50)
+PLAIN = FinetuneSettings(model="tiny-gpt", warmup_steps=0, cosine=False, patience=None,
+                         freeze_embeddings=False, eval_every=50)
 
 RECORDS = [
     ("Give the plural of cat.", "cats"), ("Give the plural of dog.", "dogs"),
@@ -68,7 +76,8 @@ def test_supervised_loss_equals_full_logits_loss():
     model = tiny_model()
     inputs, targets = collate(RECORDS[:4])
     assert (targets == -100).any() and (targets != -100).any()
-    assert torch.allclose(supervised_loss(model, inputs, targets), full_logits_loss(model, inputs, targets), atol=1e-5)
+    assert torch.allclose(supervised_loss(model, inputs, targets),
+                          full_logits_loss(model, inputs, targets), atol=1e-5)
 
 
 def test_initial_loss_of_random_model_is_about_ln_vocab():
@@ -80,7 +89,8 @@ def test_initial_loss_of_random_model_is_about_ln_vocab():
 
 def test_loss_falls_and_history_rows(tmp_path):
     model = tiny_model()
-    history = train(model, make_loaders(), PLAIN, epochs=4, lr=3e-3, eval_every=2, eval_batches=None, progress=False)
+    history = train(model, make_loaders(), PLAIN, epochs=4, lr=3e-3, eval_every=2, eval_batches=None,
+                    progress=False)
     assert set(history.rows[0]) >= {"step", "epoch", "tokens_seen", "train_loss", "val_loss", "lr", "seconds"}
     assert history.rows[0]["step"] == 0 and history.rows[-1]["epoch"] == 4
     assert history.rows[-1]["train_loss"] < history.rows[0]["train_loss"] - 2.0
@@ -123,9 +133,9 @@ def _run(tmp_path, interrupt_at=None, resume=False, grad_accum=1, batch_size=2):
         if interrupt_at is not None and step == interrupt_at:
             raise KeyboardInterrupt(f"simulated crash at step {step}")
 
-    history = train(model, make_loaders(batch_size=batch_size), PLAIN, epochs=3, lr=2e-3, eval_every=2, eval_batches=2,
-                    cosine=True, warmup_steps=2, grad_accum=grad_accum, checkpoint_dir=tmp_path,
-                    resume=resume, progress=False, on_step=on_step)
+    history = train(model, make_loaders(batch_size=batch_size), PLAIN, epochs=3, lr=2e-3, eval_every=2,
+                    eval_batches=2, cosine=True, warmup_steps=2, grad_accum=grad_accum,
+                    checkpoint_dir=tmp_path, resume=resume, progress=False, on_step=on_step)
     return model, history
 
 
@@ -139,7 +149,8 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, grad_accum, batc
     state = json.loads((tmp_path / "crashed" / f"step-{crash_step - 1:06d}.state.json").read_text())
     assert state["batch_index"] > 0 and state["step"] == crash_step - 1
     resumed_model, resumed_history = _run(tmp_path / "crashed", resume=True, **kw)
-    assert resumed_history.rows == [dict(r, seconds=rr["seconds"]) for r, rr in zip(full_history.rows, resumed_history.rows)]
+    assert resumed_history.rows == [dict(r, seconds=rr["seconds"])
+                                    for r, rr in zip(full_history.rows, resumed_history.rows)]
     for (name, a), (_, b) in zip(full_model.state_dict().items(), resumed_model.state_dict().items()):
         assert torch.equal(a, b), name
 
@@ -230,7 +241,8 @@ def test_record_losses_split_the_batch_loss_by_record():
     inputs, targets = collate(RECORDS[:4])
     sums, counts = training.record_losses(model, [(inputs, targets)])
     assert counts.tolist() == (targets != -100).sum(dim=1).tolist()
-    assert float(sums.sum() / counts.sum()) == pytest.approx(supervised_loss(model, inputs, targets).item(), abs=1e-5)
+    assert float(sums.sum() / counts.sum()) == pytest.approx(supervised_loss(model, inputs, targets).item(),
+                                                             abs=1e-5)
     for i in range(4):  # each record's sum is its own mean loss times its token count
         own = supervised_loss(model, inputs[i:i + 1], targets[i:i + 1]).item()
         assert sums[i].item() == pytest.approx(own * counts[i].item(), rel=1e-4)
@@ -243,7 +255,8 @@ def test_bootstrap_se_matches_the_formula_and_leaves_the_random_state_alone():
     se = training.bootstrap_se(losses, torch.ones(400, dtype=torch.int64), n_resamples=2000)
     assert torch.equal(state, torch.get_rng_state())
     assert se == pytest.approx(losses.std(unbiased=False).item() / math.sqrt(400), rel=0.1)
-    assert math.isnan(training.bootstrap_se(losses[:1], torch.ones(1, dtype=torch.int64)))  # one record: no spread
+    # one record: no spread
+    assert math.isnan(training.bootstrap_se(losses[:1], torch.ones(1, dtype=torch.int64)))
 
 
 def test_gradient_accumulation_equals_one_larger_batch():
@@ -256,7 +269,8 @@ def test_gradient_accumulation_equals_one_larger_batch():
 
     inputs, targets = collate(RECORDS[:8])
     per_record = (targets != -100).sum(dim=1).view(4, 2)
-    assert (per_record[:, 0] != per_record[:, 1]).any()  # some pair differs in length: loss / 2 would be wrong
+    # some pair differs in length: loss / 2 would be wrong
+    assert (per_record[:, 0] != per_record[:, 1]).any()
     large, accumulated = weights(2, 1), weights(1, 2)
     # AdamW's first steps move every weight by about lr (3e-3) whatever the gradient's size, so rounding
     # (batches of other shapes) shows up as ~3e-5; averaging per batch (loss / grad_accum) gives ~1e-2.

