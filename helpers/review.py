@@ -27,13 +27,13 @@ import re
 import tempfile
 import weakref
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
 from helpers.checkpoints import LockHeld, take_lock
-from helpers.config import GENERATION_BATCH_SIZE, run_path
+from helpers.config import DATA_DIR, GENERATION_BATCH_SIZE, run_path
 
 # Stop strings that end a response when the model starts a new prompt section by itself.
 STYLE_STOPS = {"alpaca": ["\n\n### ", "\n### Instruction"], "phi3": ["<|user|>", "<|end|>", "<|endoftext|>"]}
@@ -61,8 +61,9 @@ def generate_responses(model, tokenizer, records: Sequence[Mapping], *, style: s
                 "seed": seed, "stop": stops, "decoding": "greedy" if temperature == 0 else "sampling"}
     texts: list[str] = []
     for start in range(0, len(prompts), batch_size):  # chunks only for the progress line
-        texts += generate(model, tokenizer, prompts[start : start + batch_size], max_new_tokens=max_new_tokens,
-                          temperature=temperature, seed=seed, stop=stops, batch_size=batch_size, device=device)
+        texts += generate(model, tokenizer, prompts[start : start + batch_size],
+                          max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stops,
+                          batch_size=batch_size, device=device)
         if progress:
             print(f"\r{min(start + batch_size, len(prompts))}/{len(prompts)} responses generated", end="",
                   flush=True)
@@ -129,7 +130,8 @@ def load_responses(path: str | Path) -> list[dict]:
 
 
 def responses_path(model_name: str):
-    """Where this run keeps ``model_name``'s answers: ``<run>/responses/<model-name>.json`` (one file per model)."""
+    """Where this run keeps ``model_name``'s answers: ``<run>/responses/<model-name>.json`` (one file per
+    model)."""
     return run_path("responses", re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-") + ".json")
 
 
@@ -137,10 +139,12 @@ def _question(record: Mapping) -> tuple:
     return record["instruction"], record.get("input") or "", record["output"]
 
 
-def saved_or_generated(model, tokenizer, records: Sequence[Mapping], *, model_name: str, style: str = "alpaca",
-                       max_new_tokens: int = 256, batch_size: int = GENERATION_BATCH_SIZE, path=None, device=None,
+def saved_or_generated(model, tokenizer, records: Sequence[Mapping], *, model_name: str,
+                       style: str = "alpaca", max_new_tokens: int = 256,
+                       batch_size: int = GENERATION_BATCH_SIZE, path=None, device=None,
                        progress: bool = True) -> list[dict]:
-    """``model_name``'s answers to ``records``: reused from ``path`` where saved, generated (and saved) otherwise.
+    """``model_name``'s answers to ``records``: reused from ``path`` where saved, generated (and saved)
+    otherwise.
 
     A saved answer is reused only when it is for the same record (instruction, input, expected output), by
     the same ``model_name``, in the same prompt ``style`` with the same ``max_new_tokens``: answers of another
@@ -205,14 +209,15 @@ class ReviewFileLocked(RuntimeError):
 
 
 def _lock_or_refuse(lock_path: Path, path: Path):
-    """An exclusive OS lock on ``lock_path`` (the open file; closing it releases the lock), holding our PID."""
+    """An exclusive OS lock on ``lock_path`` (the open file; closing it releases the lock), holding our
+    PID."""
     try:
         return take_lock(lock_path, f"PID {os.getpid()}")
     except LockHeld as held:
         raise ReviewFileLocked(
-            f"{path} is open in another ReviewSession ({held.holder}); two sessions on one file would overwrite "
-            "each other's reviews. Close that one (session.close(), or stop its kernel) or review into "
-            "another file.") from None
+            f"{path} is open in another ReviewSession ({held.holder}); two sessions on one file would "
+            "overwrite each other's reviews. Close that one (session.close(), or stop its kernel) or review "
+            "into another file.") from None
 
 
 _SESSIONS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # lock file -> the session holding it
@@ -392,7 +397,8 @@ class ReviewSession:
 
     # -- files
     def _items(self) -> list[dict]:
-        return [{"key": k, "index": i, **review} for i, (k, review) in enumerate(zip(self.keys, self.reviews))]
+        return [{"key": k, "index": i, **review}
+                for i, (k, review) in enumerate(zip(self.keys, self.reviews))]
 
     def save(self) -> None:
         """Write every review and the position atomically (JSON or CSV by suffix)."""
@@ -425,8 +431,8 @@ class ReviewSession:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 if not (isinstance(data, dict) and str(data.get("format")).startswith("course-review")
                         and isinstance(data.get("reviews"), list)):
-                    responses = isinstance(data, list) and data and all(isinstance(r, dict) and "response" in r
-                                                                        for r in data)
+                    responses = isinstance(data, list) and data and all(
+                        isinstance(r, dict) and "response" in r for r in data)
                     found = "response records" if responses else f"a JSON {type(data).__name__}"
                     raise refuse(f"it holds {found}, not the JSON object a ReviewSession saves")
                 items = data["reviews"] + list(data.get("other_reviews") or [])
@@ -550,12 +556,13 @@ def review_widget(session: ReviewSession):
         syncing["on"] = True
         current = session.current
         done, total = session.progress()
-        header.value = (f"<div style='{_WRAP}'><b style='font-size:1.1em'>Record {session.position + 1} of {total}"
-                        f"</b> · {done} of {total} reviewed{' ✓ all done' if done == total else ''}"
+        header.value = (f"<div style='{_WRAP}'><b style='font-size:1.1em'>Record {session.position + 1} of "
+                        f"{total}</b> · {done} of {total} reviewed{' ✓ all done' if done == total else ''}"
                         f" · model: {html.escape(str(current.get('model_name', '?')))}</div>")
         progress.value = done
         given = current.get("input") or ""
-        body.value = (f"<div style='height:{RECORD_HEIGHT};overflow-y:auto;overflow-x:hidden;padding-right:4px'>"
+        box = f"height:{RECORD_HEIGHT};overflow-y:auto;overflow-x:hidden;padding-right:4px"
+        body.value = (f"<div style='{box}'>"
                       + _section("Instruction", current["instruction"], "#f7f7f7", "5em")
                       + (_section("Input", given, "#f7f7f7", "5em") if given else "")
                       + _section("Expected output", current["output"], "#eef7ee")
@@ -611,6 +618,54 @@ def review_widget(session: ReviewSession):
     box.session = session
     box.refresh = refresh
     return box
+
+
+# ----------------------------------------------------------------------------- hand labels
+
+HAND_LABELS_FILE = DATA_DIR / "hand-labels.json"
+# What an answer is, besides right or wrong (the rubric in the file says what each means).
+HAND_LABEL_KINDS = ("answer", "echo", "restated", "shape_only", "rambling", "empty")
+HAND_LABEL_MODELS = ("base", "fine-tuned")
+_HAND_LABEL_TEXT = ("family", "instruction", "input", "output", "model_name", "response", "note")
+
+
+def load_hand_labels(path: str | Path = HAND_LABELS_FILE) -> list[dict]:
+    """The hand-labelled test answers (``data/hand-labels.json``): one dict per (record, model) answer.
+
+    Each entry holds the record (family, holdout, instruction, input, output), the ``model`` ("base" or
+    "fine-tuned"), its ``response`` verbatim, a ``verdict`` from :data:`VERDICTS`, a ``kind`` from
+    :data:`HAND_LABEL_KINDS` and a ``note``. A malformed entry is refused with its index and field.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        shipped = path.resolve() == HAND_LABELS_FILE.resolve()
+        raise FileNotFoundError(f"{path} does not exist" + ("; it is part of the repository: restore it with "
+                                f"`git checkout -- data/{path.name}`" if shipped else "")) from None
+    labels = data.get("labels") if isinstance(data, dict) else None
+    if not isinstance(labels, list) or not labels:
+        raise ValueError(f"{path}: expected a JSON object with a non-empty 'labels' list")
+    allowed = {"verdict": VERDICTS, "kind": HAND_LABEL_KINDS, "model": HAND_LABEL_MODELS}
+    for i, entry in enumerate(labels):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: label {i} is a {type(entry).__name__}, not an object")
+        for field in _HAND_LABEL_TEXT:
+            if not isinstance(entry.get(field), str):
+                raise ValueError(f"{path}: label {i} lacks the text field {field!r}")
+        if not isinstance(entry.get("holdout"), bool):
+            raise ValueError(f"{path}: label {i} field 'holdout' must be true or false, "
+                             f"got {entry.get('holdout')!r}")
+        for field, values in allowed.items():
+            if entry.get(field) not in values:
+                raise ValueError(f"{path}: label {i} field {field!r} is {entry.get(field)!r}, "
+                                 f"expected one of {list(values)}")
+    return labels
+
+
+def hand_label_scores(labels: Sequence[Mapping]) -> list[float]:
+    """The hand verdicts on the judge's 0–100 scale (correct 100, partly 50, wrong 0), in order."""
+    return [VERDICT_TO_100[label["verdict"]] for label in labels]
 
 
 # ----------------------------------------------------------------------------- a stand-in reviewer for CI

@@ -105,7 +105,8 @@ def test_injection_does_not_get_full_marks(judge):
     assert messages[-1]["content"].count("</response>") == 1
 
 
-# ----------------------------------------------------------------------------- client behaviour (no server needed)
+# ----------------------------------------------------------------------------- client behaviour (no server
+# needed)
 
 
 def _offline_judge(**kw):
@@ -136,7 +137,8 @@ def test_parsing():
 def test_unparsable_is_retried_once_then_reported(monkeypatch):
     judge = _offline_judge()
     calls = []
-    monkeypatch.setattr(judge, "chat", lambda messages, max_tokens, **_: calls.append(messages) or ("great answer!", None))
+    monkeypatch.setattr(judge, "chat", lambda messages, max_tokens,
+                        **_: calls.append(messages) or ("great answer!", None))
     record = {"instruction": "Say hi", "input": "", "output": "hi", "response": "hello"}
     report = judge.score_records([record, dict(record, response="hey")], progress=False)
     assert len(calls) == 4  # two records, each tried twice
@@ -172,7 +174,8 @@ def test_server_down_gets_retries_then_says_how_to_start():
 
 
 def test_presets_and_openai_key(monkeypatch):
-    assert J.PRESETS["ollama"].base_url == "http://localhost:11434/v1" and J.PRESETS["ollama"].model == "llama3"
+    ollama = J.PRESETS["ollama"]
+    assert ollama.base_url == "http://localhost:11434/v1" and ollama.model == "llama3"
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(J.JudgeUnavailable, match="OPENAI_API_KEY"):
         J.Judge("openai")
@@ -190,8 +193,8 @@ def test_weighted_score_from_logprobs():
     assert judge._weighted(steps) == pytest.approx(100 * (4 * 0.6 + 5 * 0.3) / 0.9 / 5)
     assert judge._weighted(None) is None
     check = _offline_judge()  # the default yes/no check: 100 * P(yes) among yes/no tokens
-    steps = [{"token": "yes", "logprob": math.log(0.7),
-              "top": {"yes": math.log(0.7), "Yes": math.log(0.1), "no": math.log(0.1), "maybe": math.log(0.1)}}]
+    steps = [{"token": "yes", "logprob": math.log(0.7), "top": {"yes": math.log(0.7), "Yes": math.log(0.1),
+                                                                "no": math.log(0.1), "maybe": math.log(0.1)}}]
     assert check._weighted(steps) == pytest.approx(100 * 0.8 / 0.9)
 
 
@@ -218,7 +221,8 @@ def test_cohen_kappa_known_values():
     assert J.cohen_kappa(a, b) == pytest.approx((po - pe) / (1 - pe))
     assert list(J.bin_scores([0, 39, 40, 79, 80, 100])) == [0, 0, 1, 1, 2, 2]
     agree = J.agreement([100, 60, 0, None], [100, 50, 25, 75])
-    assert agree["n"] == 3 and agree["kappa"] == pytest.approx(1.0) and agree["spearman"] == pytest.approx(1.0)
+    assert agree["n"] == 3
+    assert agree["kappa"] == pytest.approx(1.0) and agree["spearman"] == pytest.approx(1.0)
 
 
 def test_bootstrap_and_length_bias():
@@ -270,7 +274,8 @@ def test_pairwise_compare_resumes_from_its_cache(tmp_path):
     assert Counting.calls == 6 and len(cache.read_text().splitlines()) == 6
     again = J.pairwise_compare(Counting(), records, base, tuned, cache_path=cache, progress=False)
     assert Counting.calls == 6 and again.outcomes == first.outcomes  # every verdict came from the cache
-    J.pairwise_compare(Counting(), records, base, ["good", "bad", "good three"], cache_path=cache, progress=False)
+    J.pairwise_compare(Counting(), records, base, ["good", "bad", "good three"], cache_path=cache,
+                       progress=False)
     assert Counting.calls == 8  # a changed answer is judged again, in both orders
 
 

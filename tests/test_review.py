@@ -22,9 +22,12 @@ from helpers.review import (
 RECORDS = [
     {"instruction": "What is the capital of Australia?", "input": "", "output": "Canberra.",
      "response": "Sydney.", "model_name": "toy"},
-    {"instruction": "Give the plural.", "input": "mouse", "output": "mice", "response": "mice", "model_name": "toy"},
-    {"instruction": "Convert 5 km to m.", "input": "", "output": "5000 m", "response": "500 m", "model_name": "toy"},
-    {"instruction": "Antonym of hot?", "input": "", "output": "cold", "response": "cold", "model_name": "toy"},
+    {"instruction": "Give the plural.", "input": "mouse", "output": "mice", "response": "mice",
+     "model_name": "toy"},
+    {"instruction": "Convert 5 km to m.", "input": "", "output": "5000 m", "response": "500 m",
+     "model_name": "toy"},
+    {"instruction": "Antonym of hot?", "input": "", "output": "cold", "response": "cold",
+     "model_name": "toy"},
 ]
 
 
@@ -109,7 +112,8 @@ def test_widget_buttons_drive_and_save_the_session(tmp_path):
     assert "Record 1 of 4</b> · 0 of 4 reviewed" in box.header.value and box.progress.value == 0
     assert "Canberra." in box.body.value and "Sydney." in box.body.value
     controls["score"][2].click()
-    assert "0 of 4 reviewed" not in box.header.value and "1 of 4 reviewed" in box.header.value  # live progress
+    # live progress
+    assert "0 of 4 reviewed" not in box.header.value and "1 of 4 reviewed" in box.header.value
     assert box.progress.value == 1
     controls["verdict"]["wrong"].click()
     controls["note"].value = "close, but wrong city"
@@ -157,7 +161,8 @@ def test_widget_colours_scores_by_meaning_and_keeps_its_buttons_in_place(tmp_pat
         box.controls["next"].click()
     assert heights == {"26em"}
     unreviewed = box.controls["unreviewed"]
-    assert "%" in unreviewed.layout.width and unreviewed.layout.min_width == "max-content"  # a share, never cut
+    # a share, never cut
+    assert "%" in unreviewed.layout.width and unreviewed.layout.min_width == "max-content"
 
 
 def test_generate_responses_with_real_tokenizer_and_generation(tmp_path):
@@ -197,7 +202,8 @@ def test_reference_scores_exact_match_and_word_overlap():
     assert normalize_answer("  The Capital is CANBERRA. ") == "the capital is canberra"
     assert token_f1("mice", "mice") == 1.0 and token_f1("Sydney.", "Canberra.") == 0.0
     # "the capital city of greece is athens" vs "the capital of greece is athens": 6 common words, P 6/7, R 1
-    assert token_f1("The capital city of Greece is Athens.", "The capital of Greece is Athens.") == pytest.approx(12 / 13)
+    f1 = token_f1("The capital city of Greece is Athens.", "The capital of Greece is Athens.")
+    assert f1 == pytest.approx(12 / 13)
     scores = reference_scores(RECORDS)
     assert (scores["n"], scores["exact"], scores["exact_match"]) == (4, 2, 0.5)  # mice and cold
     assert scores["mean_f1"] == pytest.approx((0 + 1 + 0.5 + 1) / 4)  # "500 m" vs "5000 m": one word of two
@@ -319,7 +325,8 @@ def test_saved_answers_are_reused_only_for_the_same_model_and_settings(tmp_path,
     from helpers.registry import load_model
     from helpers.review import saved_or_generated
 
-    records = [{"instruction": f"Give the plural of {w}.", "input": "", "output": w + "s"} for w in ("cat", "dog", "cup")]
+    records = [{"instruction": f"Give the plural of {w}.", "input": "", "output": w + "s"}
+               for w in ("cat", "dog", "cup")]
     loads = []
 
     def loader():  # counts how often the model had to be loaded
@@ -368,3 +375,63 @@ def test_an_interrupted_generation_keeps_every_finished_batch(tmp_path, capsys, 
     capsys.readouterr()
     answers = review.saved_or_generated(model, tok, records, **kw)
     assert "4 answers reused, 1 generated" in capsys.readouterr().out and len(answers) == 5
+
+
+# ------------------------------------------------------------------- hand labels (data/hand-labels.json)
+
+
+def test_the_shipped_hand_labels_load_and_cover_both_models_on_test_records(capsys):
+    from collections import Counter
+
+    from helpers.data import is_holdout, load_course_data, split_records
+    from helpers.review import HAND_LABEL_KINDS, VERDICTS, hand_label_scores, load_hand_labels
+
+    labels = load_hand_labels()
+    assert len(labels) >= 60
+    pairs = Counter((lab["instruction"], lab["input"], lab["output"], lab["model"]) for lab in labels)
+    assert max(pairs.values()) == 1, "every (record, model) answer is labelled once"
+    models = Counter(lab["model"] for lab in labels)
+    assert set(models) == {"base", "fine-tuned"} and models["base"] == models["fine-tuned"]
+    records = Counter(key[:3] for key in pairs)
+    assert set(records.values()) == {2}, "each record is labelled for both models"
+    assert sum(lab["holdout"] for lab in labels) >= 10, "at least 10 out-of-family answers"
+    # every labelled record is a test record, with its family and held-out flag
+    test = {(r["instruction"], r.get("input") or "", r["output"]): r
+            for r in split_records(load_course_data(), verbose=False).test}
+    for i, lab in enumerate(labels):
+        record = test.get((lab["instruction"], lab["input"], lab["output"]))
+        assert record is not None, f"label {i} is not a test-split record"
+        assert (lab["family"], lab["holdout"]) == (record["family"], is_holdout(record)), f"label {i}"
+    scores = hand_label_scores(labels)
+    assert len(scores) == len(labels) and set(scores) <= {0.0, 50.0, 100.0}
+    assert [s == 100.0 for s in scores] == [lab["verdict"] == "correct" for lab in labels]
+    with capsys.disabled():  # the counts, for the log (the data card lists them)
+        for model in ("base", "fine-tuned"):
+            ours = [lab for lab in labels if lab["model"] == model]
+            verdicts = Counter(lab["verdict"] for lab in ours)
+            kinds = Counter(lab["kind"] for lab in ours)
+            print(f"\n{model:>10}: " + ", ".join(f"{v} {verdicts[v]}" for v in VERDICTS)
+                  + " | " + ", ".join(f"{k} {kinds[k]}" for k in HAND_LABEL_KINDS if kinds[k]))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("verdict", "mostly", "label 3 field 'verdict' is 'mostly'"),
+    ("kind", "guess", "label 3 field 'kind' is 'guess'"),
+    ("model", "gemma", "label 3 field 'model'"),
+    ("holdout", "no", "label 3 field 'holdout' must be true or false"),
+    ("response", None, "label 3 lacks the text field 'response'"),
+])
+def test_a_broken_hand_label_is_refused_naming_its_index_and_field(tmp_path, field, value, message):
+    from helpers.review import HAND_LABELS_FILE, load_hand_labels
+
+    data = json.loads(HAND_LABELS_FILE.read_text(encoding="utf-8"))
+    if value is None:
+        del data["labels"][3][field]
+    else:
+        data["labels"][3][field] = value
+    path = tmp_path / "hand-labels.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_hand_labels(path)
+    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+        load_hand_labels(tmp_path / "missing.json")
