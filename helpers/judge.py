@@ -754,16 +754,21 @@ def length_bias(scores: Sequence[float | None], responses: Sequence[str]) -> dic
 
 
 def agreement(judge_scores: Sequence[float | None], human_scores: Sequence[float | None]) -> dict:
-    """Judge vs human on the same records (both 0–100): Spearman, Cohen's kappa on binned scores, n."""
+    """Judge vs human on the same records (both 0–100): Spearman, Cohen's kappa on binned scores, n.
+
+    ``accuracy_at_50``: how often the two agree on pass/fail, where the judge passes an answer at a score
+    of 50 or more and the human above 50 (for hand labels: only "correct", not "partly").
+    """
     pairs = [(j, h) for j, h in zip(judge_scores, human_scores) if j is not None and h is not None]
     if len(pairs) < 2:
         return {"n": len(pairs), "spearman": float("nan"), "kappa": float("nan"),
-                "exact_bin_agreement": float("nan")}
+                "exact_bin_agreement": float("nan"), "accuracy_at_50": float("nan")}
     j, h = np.array(pairs, dtype=float).T
     bj, bh = bin_scores(j), bin_scores(h)
     return {"n": len(pairs), "spearman": spearman(j, h),
             "kappa": cohen_kappa(bj, bh, n_categories=len(SCORE_BINS) + 1),
-            "exact_bin_agreement": float((bj == bh).mean())}
+            "exact_bin_agreement": float((bj == bh).mean()),
+            "accuracy_at_50": float(((j >= 50) == (h > 50)).mean())}
 
 
 # ----------------------------------------------------------------------------- calibration

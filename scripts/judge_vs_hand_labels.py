@@ -44,8 +44,7 @@ def main() -> None:
                  if f and f.get(field) is not None]
         judged, hand = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
         agree = agreement(list(judged), list(hand))
-        accuracy = float(((judged >= 50) == (hand == 100)).mean())
-        print(f"{what:>22}: n={agree['n']}, accuracy at 50 {accuracy:.1%}, "
+        print(f"{what:>22}: n={agree['n']}, accuracy at 50 {agree['accuracy_at_50']:.1%}, "
               f"Cohen's kappa {agree['kappa']:.3f}, Spearman {agree['spearman']:.3f}; "
               f"mean score {judged.mean():.1f} (hand {hand.mean():.1f})")
         for kind in sorted({p[2]["kind"] for p in pairs}):

@@ -223,6 +223,9 @@ def test_cohen_kappa_known_values():
     agree = J.agreement([100, 60, 0, None], [100, 50, 25, 75])
     assert agree["n"] == 3
     assert agree["kappa"] == pytest.approx(1.0) and agree["spearman"] == pytest.approx(1.0)
+    # pass/fail: judge >= 50 passes, a human label passes above 50 ("partly" = 50 does not)
+    assert agree["accuracy_at_50"] == pytest.approx(2 / 3)
+    assert J.agreement([50, 49], [50, 100])["accuracy_at_50"] == 0.0
 
 
 def test_bootstrap_and_length_bias():
