@@ -27,11 +27,14 @@ import json
 import math
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load, load_file, save
+
+from helpers.config import sha256_file
 
 KEEP_CHECKPOINTS = 2  # the last N good checkpoints are kept (plus the best weights)
 
@@ -47,15 +50,6 @@ class FolderLocked(RuntimeError):
 # ---- files written whole or not at all -------------------------------------------------------------
 
 
-def sha256_file(path: Path, block: int = 1 << 24) -> str:
-    """sha256 of a file, read in blocks (model files are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> dict:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file).
 
@@ -63,12 +57,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> dict:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # an interrupted write leaves neither a half file nor its temp file
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return {"name": path.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 

@@ -9,6 +9,8 @@ FAST mode shrinks data, steps, tokens and judge items; it never changes the code
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -90,3 +92,19 @@ def versions() -> dict[str, str]:
         except ImportError:  # pragma: no cover - optional
             out[name] = "not installed"
     return out
+
+
+def sha256_file(path: Path, block: int = 1 << 24) -> str:
+    """sha256 of a file, read in blocks (model files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def autocast(device):
+    """bfloat16 autocast on CUDA (about 2x faster, half the activations); plain float32 elsewhere."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -22,17 +22,32 @@ Files of a fine-tuning run (``folder`` = ``run_path("finetuned")`` unless given)
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import posixpath
+import re
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from helpers.checkpoints import atomic_write_json, folder_lock, save_weights
+import matplotlib.pyplot as plt
+import nbformat
+import pandas as pd
+from nbclient import NotebookClient
+
+from helpers.batching import make_loaders
+from helpers.checkpoints import atomic_write_json, folder_lock, load_weights, save_weights
 from helpers.config import FAST, GENERATION_BATCH_SIZE, REPO_ROOT, RUNS_DIR, pick_device, run_path, set_seed
+from helpers.data import COURSE_DATA, HOLDOUT_FAMILIES, Splits, load_course_data, load_records, split_records
+from helpers.evals import accuracy_summary
+from helpers.humaneval import pass_at_k_summary
 from helpers.plots import plot_losses
-from helpers.registry import DEFAULT_MODEL, load_tokenizer
-from helpers.training import FinetuneSettings, option_name, train
+from helpers.registry import DEFAULT_MODEL, load_model, load_tokenizer
+from helpers.review import generate_responses, save_responses
+from helpers.training import FinetuneSettings, evaluate, option_name, train
 
 
 class SettingsError(ValueError):
@@ -40,13 +55,6 @@ class SettingsError(ValueError):
 
 
 # ---- the pieces -----------------------------------------------------------------------------------
-
-
-def load_model(name: str, device=None):
-    """``(model, tokenizer)`` from the model registry (``helpers.registry``)."""
-    from helpers.registry import load_model as registry_load
-
-    return registry_load(name, device=device)
 
 
 def load_splits(settings: FinetuneSettings, verbose: bool = True):
@@ -57,15 +65,6 @@ def load_splits(settings: FinetuneSettings, verbose: bool = True):
     ``helpers.data.HOLDOUT_FAMILIES`` out of training and validation (test only, mixed into every prefix of
     the test split); other files are split without holding anything out.
     """
-    from helpers.data import (
-        COURSE_DATA,
-        HOLDOUT_FAMILIES,
-        Splits,
-        load_course_data,
-        load_records,
-        split_records,
-    )
-
     course_data = not settings.data or Path(settings.data).expanduser().resolve() == COURSE_DATA.resolve()
     records = load_records(settings.data) if settings.data else load_course_data()
     splits = split_records(records, seed=settings.seed,
@@ -110,8 +109,6 @@ def check_supervision(loaders, settings: FinetuneSettings) -> dict:
 
 
 def build_loaders(splits, tokenizer, settings: FinetuneSettings):
-    from helpers.batching import make_loaders
-
     return make_loaders(splits, tokenizer, batch_size=settings.batch_size, style=settings.style,
                         mask_instructions=settings.mask_instructions,
                         allowed_max_length=settings.allowed_max_length, seed=settings.seed)
@@ -140,7 +137,6 @@ def _save_finetuned(model, history, settings, folder: Path, extra) -> Path:
     save_weights(weights, model, {"model": settings.model})
     history.save(folder / f"{settings.model}-history.json")
     history.to_frame().to_csv(folder / f"{settings.model}-history.csv", index=False)
-    import matplotlib.pyplot as plt
 
     fig = plot_losses(history, path=folder / f"{settings.model}-loss.png",
                       title=f"Fine-tuning {settings.model}")
@@ -166,8 +162,6 @@ def load_finetuned(model_name: str = DEFAULT_MODEL, device=None, folder=None):
     model carries ``model.tokenizer`` and ``model.finetune_info`` (the settings and losses of the run,
     including the prompt ``style`` to use when asking it something).
     """
-    from helpers.checkpoints import load_weights
-
     folder = finetuned_folder(folder)
     weights, info_path = folder / f"{model_name}.safetensors", folder / f"{model_name}.json"
     if not (weights.exists() and info_path.exists()):
@@ -200,8 +194,6 @@ def answer_test_split(model, tokenizer, records, settings: FinetuneSettings, pat
                       batch_size: int = GENERATION_BATCH_SIZE) -> list[dict]:
     """Greedy answers to ``records`` in ``helpers.review``'s response format; saved as JSON when ``path`` is
     given."""
-    from helpers.review import generate_responses, save_responses
-
     rows = generate_responses(model, tokenizer, records, style=settings.style,
                               model_name=f"{settings.model} (fine-tuned)",
                               max_new_tokens=settings.max_new_tokens, batch_size=batch_size, progress=False)
@@ -228,7 +220,6 @@ def finetune(settings: FinetuneSettings, folder=None, device=None, resume: bool 
 
 def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, progress: bool,
               test_responses: bool) -> dict:
-    from helpers.training import evaluate
 
     device = device or pick_device()
     t0 = time.perf_counter()
@@ -271,7 +262,7 @@ def update_finetuned_info(folder, model_name: str, extra: dict) -> dict:
 
 def peak_rss_gb() -> float:
     """Peak resident memory of this process so far, in GB (Linux/macOS)."""
-    import resource
+    import resource  # Unix only: imported where it is used so the module still imports elsewhere
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
@@ -308,9 +299,6 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
     ``new``: start a new folder; otherwise the latest run of this mode is continued (finished or not), so
     finished stages are reused and only ``redo`` stages and unfinished ones run.
     """
-    import nbformat
-    from nbclient import NotebookClient
-
     stages = stages if stages is not None else course_stages()
     redo_keys = {"all"} if redo and "all" in redo else {r.zfill(2) for r in (redo or [])}
     if run_dir is None:
@@ -382,11 +370,6 @@ def run_course(redo: list[str] | None = None, fast: bool = False, new: bool = Fa
 
 def _evaluation_lines(run_dir: Path) -> list[str]:
     """The test-split review (notebook 05) and the benchmarks (notebook 06), from the files they saved."""
-    import pandas as pd
-
-    from helpers.evals import accuracy_summary
-    from helpers.humaneval import pass_at_k_summary
-
     def pct(value, pair):  # 0.25, (0.2, 0.3) -> "25.0 % [20.0, 30.0]"
         return f"{value * 100:.1f} % [{pair[0] * 100:.1f}, {pair[1] * 100:.1f}]"
 
@@ -505,8 +488,6 @@ class PublishError(RuntimeError):
 def git_state(repo: Path = REPO_ROOT) -> dict:
     """``{"commit": git rev-parse HEAD, "dirty": git status --porcelain is not empty}``; None when not in
     git."""
-    import subprocess
-
     def git(*args) -> str:
         return subprocess.run(["git", "--no-optional-locks", "-C", str(repo), *args], capture_output=True,
                               text=True, timeout=60, check=True).stdout.strip()
@@ -536,7 +517,6 @@ def _progress_text(state: dict, model_id) -> str | None:
     if model.get("model_name") != "HBoxModel" or len(kinds) != 3 or kinds[0] != "HTMLModel" \
             or kinds[1] not in ("FloatProgressModel", "IntProgressModel"):
         return None
-    import html
 
     left, bar, right = (c.get("state", {}) for c in children)
     done = round(10 * bar.get("value", 0) / bar["max"]) if bar.get("max") else 0
@@ -547,8 +527,6 @@ def _progress_text(state: dict, model_id) -> str | None:
 
 def _widget_html(state: dict, model_id, depth: int = 0) -> str:
     """What a widget showed, as static HTML: its HTML and labels, buttons as [name], boxes nested."""
-    import html
-
     model = state.get(str(model_id).removeprefix("IPY_MODEL_"), {})
     name, values = model.get("model_name", ""), model.get("state", {})
     if "children" in values and depth < 10:
@@ -571,8 +549,6 @@ def static_widgets(nb) -> int:
     state lives only in the notebook's saved widget state. Each such output becomes HTML and text: a tqdm
     bar its final text, any other widget a note ("run the notebook to use it") and what it showed.
     """
-    import html
-
     state = _widget_state(nb)
     changed = 0
     for cell in nb.cells:
@@ -618,9 +594,6 @@ def coalesce_streams(nb) -> int:
 def relink(nb, published: set[str], sources: str = "../../notebooks") -> int:
     """Point relative markdown links and images that leave ``docs/notebooks/`` (solutions, figures, data) at
     the sources, so they still open from docs/; links to ``published`` notebooks stay. Returns how many."""
-    import posixpath
-    import re
-
     count = 0
 
     def fix(match):
@@ -646,10 +619,6 @@ def publish(run_dir=None, docs_dir: Path = DOCS_DIR, sources_dir: Path = NOTEBOO
     (:func:`static_widgets`), links to solutions and figures point back at notebooks/ (:func:`relink`), and
     ``docs/README.md`` names the run and the git commit each stage ran at.
     """
-    import shutil
-
-    import nbformat
-
     run_dir = Path(run_dir) if run_dir is not None else latest_run(fast=False)
     if run_dir is None or not (run_dir / "course.json").exists():
         raise PublishError("No finished full course run "

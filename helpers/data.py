@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 import torch
 
-from helpers.config import DATA_DIR, cache_dir
+from helpers.config import DATA_DIR, cache_dir, sha256_file
 
 COURSE_DATA = DATA_DIR / "course-instructions.json"
 REQUIRED_FIELDS = ("instruction", "output")  # must be non-empty strings; "input" may be missing, None or ""
@@ -93,14 +93,10 @@ def _is_url(source) -> bool:
     return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _check_sha256(path: Path, sha256: str | None, origin: str) -> None:
     if sha256 is None:
         return
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != sha256.lower():
         raise ValueError(
             f"{path} (from {origin}) has sha256 {digest}, expected {sha256.lower()}. The file is corrupt or "

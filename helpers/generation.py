@@ -24,13 +24,13 @@ Works with any model that offers the course's model interface (``helpers.models`
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 
+from helpers.config import autocast
 from helpers.models import KVCache
 
 __all__ = ["generate", "next_token", "filter_logits", "PreallocatedKVCache"]
@@ -257,11 +257,8 @@ def _generate_batch(
     idx, key_is_real = idx.to(device), key_is_real.to(device)  # (B, T), (B, T)
     positions = (key_is_real.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, T): 0 on each first real token
 
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    )
     cache = new_generation_cache(model, capacity=width + max_new_tokens)
-    with autocast:
+    with autocast(device):
         hidden = model.body(idx, positions=positions, attn_mask=key_is_real, cache=cache)  # (B, T, C) prefill
         logits = model.head(hidden[:, -1])  # (B, V): only the last position
     next_pos = positions[:, -1:] + 1  # (B, 1)
@@ -283,7 +280,7 @@ def _generate_batch(
             active = [active[i] for i in keep]
         # (B, T_past + 1)
         key_is_real = torch.cat([key_is_real, key_is_real.new_ones((len(active), 1))], dim=1)
-        with autocast:
+        with autocast(device):
             # (B, 1, C)
             hidden = model.body(tokens[:, None], positions=next_pos, attn_mask=key_is_real, cache=cache)
             logits = model.head(hidden[:, -1])  # (B, V)

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.checkpoints import LockHeld, take_lock
+from helpers.checkpoints import LockHeld, atomic_write_bytes, take_lock
 from helpers.config import DATA_DIR, GENERATION_BATCH_SIZE, run_path
 
 # Stop strings that end a response when the model starts a new prompt section by itself.
@@ -77,26 +76,9 @@ def generate_responses(model, tokenizer, records: Sequence[Mapping], *, style: s
     ]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace`` (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_responses(records: Sequence[Mapping], path: str | Path) -> Path:
     """Save response records as a JSON list (atomically)."""
-    _atomic_write_text(Path(path), json.dumps(list(records), indent=1, ensure_ascii=False))
+    atomic_write_bytes(Path(path), json.dumps(list(records), indent=1, ensure_ascii=False).encode("utf-8"))
     return Path(path)
 
 
@@ -418,7 +400,7 @@ class ReviewSession:
                 writer.writerow({**{f: item.get(f) for f in CSV_FIELDS},
                                  "current": int(item.get("index") == self.position), "scale": self.scale})
             text = buffer.getvalue()
-        _atomic_write_text(self.path, text)
+        atomic_write_bytes(self.path, text.encode("utf-8"))
         self.last_saved = _dt.datetime.now().strftime("%H:%M:%S")
 
     def _load(self) -> None:

