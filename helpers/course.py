@@ -220,7 +220,6 @@ def finetune(settings: FinetuneSettings, folder=None, device=None, resume: bool 
 
 def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, progress: bool,
               test_responses: bool) -> dict:
-
     device = device or pick_device()
     t0 = time.perf_counter()
     set_seed(settings.seed)
