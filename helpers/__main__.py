@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train the embedding/output head too")
     ft.add_argument("--train-last-n-blocks", type=_none_or_int, default=d.train_last_n_blocks,
                     help="train only the last N transformer blocks (faster backward pass on a CPU)")
+    ft.add_argument("--lora-rank", type=_none_or_int, default=d.lora_rank,
+                    help="train rank-R LoRA adapters instead of the weights (notebook 08; none = full "
+                         "fine-tuning); the saved model is merged")
+    ft.add_argument("--lora-alpha", type=float, default=d.lora_alpha,
+                    help="LoRA scale numerator: scale = alpha / rank (default 2 * rank)")
+    ft.add_argument("--lora-targets", choices=["attention", "feedforward", "all"], default=d.lora_targets,
+                    help="which linear layers of each block get adapters")
+    ft.add_argument("--lora-dropout", type=float, default=d.lora_dropout,
+                    help="dropout on the adapters' input")
     ft.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order and dropout")
     ft.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
                     help="length of the test-set answers")

@@ -44,6 +44,7 @@ from helpers.config import FAST, GENERATION_BATCH_SIZE, REPO_ROOT, RUNS_DIR, pic
 from helpers.data import COURSE_DATA, HOLDOUT_FAMILIES, Splits, load_course_data, load_records, split_records
 from helpers.evals import accuracy_summary
 from helpers.humaneval import pass_at_k_summary
+from helpers.lora import count_lora_parameters, lora_layers, merge_lora
 from helpers.plots import plot_losses
 from helpers.registry import DEFAULT_MODEL, load_model, load_tokenizer
 from helpers.review import generate_responses, save_responses
@@ -235,6 +236,9 @@ def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, pr
     extra = {"device": str(device), "records": splits.sizes(), "supervision": supervision,
              "test_responses": None,
              "test_responses_note": "not generated (test_responses=False, --no-test-responses)"}
+    if lora_layers(model):  # saved merged: a plain model with the base model's parameter names
+        extra["lora"] = {**model.lora_settings, "trainable_parameters": count_lora_parameters(model),
+                         "merged_layers": len(merge_lora(model))}
     save_finetuned(model, history, settings, folder, extra)  # first: nothing after this can lose the weights
     extra["test_loss"] = evaluate(model, list(loaders.test), device)
     if test_responses:

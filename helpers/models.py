@@ -209,6 +209,17 @@ class GPTModel(nn.Module):
         return self.head(self.body(idx, positions, attn_mask, cache))
 
 
+def transformer_blocks(model) -> nn.ModuleList:
+    """The model's list of transformer blocks (``model.blocks``, else its longest ModuleList)."""
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.ModuleList):
+        return blocks
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
+    if not lists:
+        raise ValueError(f"{type(model).__name__} has no ModuleList of blocks; cannot train only the last N.")
+    return max(lists, key=len)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Distinct parameters (a tied embedding/output weight counts once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

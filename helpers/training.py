@@ -33,6 +33,9 @@ import torch.nn.functional as F
 
 from helpers import checkpoints as ckpt
 from helpers.config import FAST, autocast
+from helpers.lora import TARGETS as LORA_TARGETS
+from helpers.lora import add_lora, lora_layers, lora_parameters
+from helpers.models import transformer_blocks
 from helpers.registry import DEFAULT_MODEL
 
 IGNORE_INDEX = -100
@@ -75,6 +78,11 @@ class FinetuneSettings:
     patience: int | None = 3
     freeze_embeddings: bool = True
     train_last_n_blocks: int | None = None
+    # LoRA (helpers.lora, notebook 08): train rank-r adapters on these linear layers instead of the weights
+    lora_rank: int | None = None  # None = full fine-tuning
+    lora_alpha: float | None = None  # None = 2 * lora_rank
+    lora_targets: str = "all"  # "attention", "feedforward" or "all"
+    lora_dropout: float = 0.0
     max_steps: int | None = None
     seed: int = 123
     max_new_tokens: int = 96  # for the test-set responses
@@ -109,7 +117,7 @@ class FinetuneSettings:
 # The knobs train() reads; they enter the run's fingerprint (a checkpoint resumes only if they all match).
 TRAIN_KNOBS = ("epochs", "lr", "weight_decay", "warmup_steps", "cosine", "grad_clip", "grad_accum", "seed",
                "eval_every", "eval_batches", "val_batches", "patience", "freeze_embeddings",
-               "train_last_n_blocks", "max_steps")
+               "train_last_n_blocks", "max_steps", "lora_rank", "lora_alpha", "lora_targets", "lora_dropout")
 
 
 def option_name(setting: str) -> str:
@@ -161,6 +169,10 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
     eval_every, patience, max_steps = knobs["eval_every"], knobs["patience"], knobs["max_steps"]
     device = torch.device(device or next(model.parameters()).device)
     model.to(device)
+    if knobs["lora_rank"] and not lora_layers(model):
+        wrapped = add_lora(model, knobs["lora_rank"], knobs["lora_alpha"], knobs["lora_targets"],
+                           knobs["lora_dropout"], seed=seed)
+        print(f"LoRA rank {knobs['lora_rank']} on {len(wrapped)} linear layers ({knobs['lora_targets']}).")
     trainable = set_trainable(model, knobs["freeze_embeddings"], knobs["train_last_n_blocks"])
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=knobs["weight_decay"])
     steps_per_epoch = math.ceil(len(loaders.train) / grad_accum)
@@ -244,8 +256,9 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
     return finish(model, run, checkpoint_dir)
 
 
+# None = off/all for each of these
 AT_LEAST_ONE = {"epochs", "grad_accum", "eval_every", "eval_batches", "val_batches", "max_steps", "patience",
-                "train_last_n_blocks", "batch_size", "allowed_max_length", "max_new_tokens"}  # None = off/all
+                "train_last_n_blocks", "batch_size", "allowed_max_length", "max_new_tokens", "lora_rank"}
 NOT_NEGATIVE = {"weight_decay", "grad_clip", "warmup_steps"}
 
 
@@ -260,8 +273,12 @@ def knob_problems(knobs: dict) -> list[str]:
             problems.append(f"{name}={value} must be at least 1")
         elif name in NOT_NEGATIVE and value < 0:
             problems.append(f"{name}={value} must not be negative")
-        elif name == "lr" and not value > 0:
-            problems.append(f"lr={value} must be positive")
+        elif name in ("lr", "lora_alpha") and not value > 0:
+            problems.append(f"{name}={value} must be positive")
+        elif name == "lora_targets" and value not in LORA_TARGETS:
+            problems.append(f"lora_targets={value!r} must be one of {', '.join(LORA_TARGETS)}")
+        elif name == "lora_dropout" and not 0 <= value < 1:
+            problems.append(f"lora_dropout={value} must be in [0, 1)")
     return problems
 
 
@@ -367,17 +384,6 @@ def fixed_batches(loader, n: int | None, seed: int = 123) -> list:
 # ---- what to train --------------------------------------------------------------------------------
 
 
-def transformer_blocks(model) -> nn.ModuleList:
-    """The model's list of transformer blocks (``model.blocks``, else its longest ModuleList)."""
-    blocks = getattr(model, "blocks", None)
-    if isinstance(blocks, nn.ModuleList):
-        return blocks
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
-    if not lists:
-        raise ValueError(f"{type(model).__name__} has no ModuleList of blocks; cannot train only the last N.")
-    return max(lists, key=len)
-
-
 def embedding_parameters(model) -> list[nn.Parameter]:
     """Token/position embeddings and the output head (a Linear as wide as the vocabulary)."""
     vocab = getattr(model, "cfg", {}).get("vocab_size")
@@ -396,7 +402,13 @@ def set_trainable(model, freeze_embeddings: bool = False, train_last_n_blocks: i
       Gemma 3 270M that is 168 M of 268 M parameters, and AdamW keeps two more copies of each.
     - ``train_last_n_blocks=N``: blocks before the last N are frozen too (and the embedding with them).
       Autograd then builds no graph for the frozen part, so the backward pass is much shorter.
+    - a model with LoRA layers (``helpers.lora.add_lora``) trains its A and B matrices only.
     """
+    if lora_layers(model):
+        model.requires_grad_(False)
+        for p in lora_parameters(model):
+            p.requires_grad_(True)
+        return list(ckpt.trainable_state(model).values())
     for p in model.parameters():
         p.requires_grad_(True)
     if train_last_n_blocks is not None:
