@@ -431,3 +431,35 @@ def test_notebook_07_build_prompt_equals_conversation_prompt(style, history):
                                                     ["build_prompt"])["build_prompt"]
     assert (build_prompt("And an antonym?", history, style)
             == conversation_prompt("And an antonym?", history, style))
+
+
+# ------------------------------------------------------------------------------------------------ 08
+
+
+@pytest.mark.parametrize("rank,alpha,shape", [(8, 16, (640, 1024)), (1, 4, (32, 48)), (4, 4, (24, 8))])
+def test_notebook_08_lora_linear_equals_helpers(rank, alpha, shape):
+    from torch import nn
+
+    from helpers.lora import LoRALinear
+
+    drafted = notebook_definitions_and_imports(NOTEBOOKS / "08_adapt-with-lora.ipynb",
+                                               ["LoRALinear"])["LoRALinear"]
+    torch.manual_seed(0)
+    mine = drafted(nn.Linear(*shape), rank=rank, alpha=alpha)
+    theirs = LoRALinear(nn.Linear(*shape), rank=rank, alpha=alpha)
+    assert set(mine.state_dict()) == set(theirs.state_dict())  # the same parameters under the same names
+    theirs.load_state_dict(mine.state_dict())
+    x = torch.randn(3, 5, shape[0])  # (B, T, in)
+    assert torch.equal(mine(x), mine.base(x))  # B = 0: the base layer, exactly
+    assert torch.allclose(mine(x), theirs(x), atol=1e-6)
+    with torch.no_grad():
+        mine.lora_B.normal_(0, 0.1)
+        theirs.lora_B.copy_(mine.lora_B)
+    unmerged = mine(x)
+    assert torch.allclose(theirs(x), unmerged, atol=1e-6) and not torch.allclose(unmerged, mine.base(x))
+    mine.merge(), theirs.merge()
+    assert torch.allclose(mine.base.weight, theirs.base.weight, atol=1e-6)
+    assert torch.allclose(mine(x), unmerged, atol=1e-5) and torch.allclose(theirs(x), unmerged, atol=1e-5)
+    mine.unmerge(), theirs.unmerge()
+    assert torch.allclose(mine(x), unmerged, atol=1e-5)
+    assert [n for n, p in mine.named_parameters() if p.requires_grad] == ["lora_A", "lora_B"]
