@@ -351,3 +351,22 @@ def _load_reference(folder) -> dict:
         out[split] = [tensors[k] for k in keys]
     return out
 
+
+
+def save_policy(folder, model, model_name: str, history: DPOHistory, settings: DPOSettings,
+                sft_info: Mapping) -> Path:
+    """Save the DPO-tuned weights where ``helpers.course.load_finetuned(model_name, folder=folder)`` finds
+    them: ``<model>.safetensors`` (the trained parameters), ``<model>.json`` (the supervised run's settings,
+    so the prompt style goes with it, plus the DPO settings and result) and ``<model>-dpo-history.json``."""
+    folder = Path(folder)
+    weights = folder / f"{model_name}.safetensors"
+    with ckpt.folder_lock(folder, f"saving DPO-tuned {model_name}"):
+        ckpt.save_weights(weights, model, {"model": model_name, "dpo": "true"})
+        ckpt.atomic_write_json(folder / f"{model_name}-dpo-history.json", asdict(history))
+        last = history.rows[-1] if history.rows else {"step": 0, "seconds": 0.0}
+        ckpt.atomic_write_json(folder / f"{model_name}.json", {
+            **{k: v for k, v in sft_info.items() if k in ("model", "settings", "records")},
+            "weights": weights.name, "dpo_settings": settings.as_dict(),
+            "best_val_loss": history.best_val_loss, "best_step": history.best_step, "steps": last["step"],
+            "train_seconds": last["seconds"]})
+    return weights
