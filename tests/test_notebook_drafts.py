@@ -463,3 +463,31 @@ def test_notebook_08_lora_linear_equals_helpers(rank, alpha, shape):
     mine.unmerge(), theirs.unmerge()
     assert torch.allclose(mine(x), unmerged, atol=1e-5)
     assert [n for n, p in mine.named_parameters() if p.requires_grad] == ["lora_A", "lora_B"]
+
+
+# ------------------------------------------------------------------------------------------------ 09
+
+
+def test_notebook_09_logprobs_and_dpo_loss_equal_helpers():
+    from helpers.config import set_seed
+    from helpers.dpo import dpo_loss, pair_batches, sequence_logprobs
+    from helpers.models import TINY_GPT_CONFIG, GPTModel
+    from helpers.tokenizers import get_tokenizer
+
+    drafted = notebook_definitions_and_imports(NOTEBOOKS / "09_prefer-answers-with-dpo.ipynb",
+                                               ["sequence_logprobs", "dpo_loss"])
+    set_seed(3)
+    model = GPTModel(TINY_GPT_CONFIG).eval()
+    pairs = [{"instruction": "Give the plural of cat.", "input": "", "chosen": "cats", "rejected": "cat"},
+             {"instruction": "Add the numbers.", "input": "2 and 3", "chosen": "5",
+              "rejected": "The sum is 6."}]
+    inputs, targets = pair_batches(pairs, get_tokenizer("gpt2"), batch_size=2)[0]  # (4, T), prompts masked
+    with torch.no_grad():
+        mine = drafted["sequence_logprobs"](model, inputs, targets)
+        theirs = sequence_logprobs(model, inputs, targets)
+    assert torch.allclose(mine, theirs, atol=1e-4) and (mine < 0).all()
+    reference = theirs + torch.tensor([0.3, -0.2, 0.5, -1.0])  # a reference that differs from the policy
+    for beta in (0.1, 1.0):
+        expected, _ = dpo_loss(theirs[:2], theirs[2:], reference[:2], reference[2:], beta)
+        got = drafted["dpo_loss"](mine[:2], mine[2:], reference[:2], reference[2:], beta)
+        assert torch.allclose(got, expected, atol=1e-5) and abs(got.item() - 0.6931) > 0.01
