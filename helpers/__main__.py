@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser(
         "course", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="execute notebooks 01..06 in order, headless, into runs/<timestamp>/ (make course)",
+        help="execute the numbered notebooks in order, headless, into runs/<timestamp>/ (make course)",
         description="Runs every course notebook with nbclient in full mode (Gemma 3 270M, the course's data "
                     "set). Writes the executed notebooks, loss plot, history, fine-tuned weights, test-set "
                     "responses and summary.md to runs/<timestamp>/. The latest run of the same mode is "
