@@ -19,7 +19,8 @@ def test_cli_help_explains_every_option():
                          text=True, cwd=REPO_ROOT, timeout=120, check=True).stdout
     for option in ("--model", "--data", "--epochs", "--mask-instructions", "--no-mask-instructions", "--lr",
                    "--patience", "--freeze-embeddings", "--train-last-n-blocks", "--grad-accum",
-                   "--val-batches", "--out"):
+                   "--val-batches", "--out", "--lora-rank", "--lora-alpha", "--lora-targets",
+                   "--lora-dropout"):
         assert option in out
     parser = __import__("helpers.__main__", fromlist=["build_parser"]).build_parser()
     finetune_parser = parser._subparsers._group_actions[0].choices["finetune"]
@@ -66,6 +67,22 @@ def test_finetuned_or_train_reuses_then_trains(finetuned_folder, tmp_path, capsy
     model = course.finetuned_or_train("tiny-gpt", device="cpu", folder=tmp_path / "ft", max_steps=2)
     assert "training it now" in capsys.readouterr().out
     assert model is not None and (tmp_path / "ft" / "tiny-gpt.safetensors").exists()
+
+
+def test_cli_lora_finetune_saves_a_merged_model_that_loads_as_any_other(tmp_path):
+    from helpers.__main__ import main
+
+    folder = tmp_path / "lora"
+    assert main(["finetune", "--model", "tiny-gpt", "--fast", "--max-steps", "3", "--lora-rank", "4",
+                 "--lora-targets", "attention", "--no-test-responses", "--out", str(folder)]) == 0
+    info = json.loads((folder / "tiny-gpt.json").read_text())
+    assert info["settings"]["lora_rank"] == 4 and info["lora"]["targets"] == "attention"
+    n_layers = 2 * len(course.load_model("tiny-gpt", device="cpu")[0].blocks)  # qkv and out_proj per block
+    assert info["lora"]["merged_layers"] == n_layers and info["lora"]["trainable_parameters"] > 0
+    model = course.load_finetuned("tiny-gpt", device="cpu", folder=folder)
+    base, _ = course.load_model("tiny-gpt", device="cpu")
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p, dict(base.named_parameters())[n])]
+    assert changed and all(".att." in n and n.endswith("weight") for n in changed)  # only the adapted ones
 
 
 def _notebook(path, code):
