@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers finetune | course | export ...`` (see --help)."""
+"""Command line: ``python -m helpers finetune | dpo | course | export ...`` (see --help)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ def _none_or_int(text: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from helpers.course import DEFAULT_MODEL, FinetuneSettings
+    from helpers.dpo import DPOSettings
 
     d = FinetuneSettings()
     parser = argparse.ArgumentParser(prog="python -m helpers",
@@ -119,6 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
                          "with the git commit")
     co.add_argument("--timeout", type=int, default=None,
                     help="seconds per notebook cell; leave out for no limit")
+    dp = sub.add_parser(
+        "dpo", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="preference-tune a fine-tuned model with DPO (the pipeline of notebook 09, without notebooks)",
+        description="The fine-tuned model answers training and validation records; its wrong answers "
+                    "(exact match, confirmed by the judge) become rejected answers, controlled corruptions "
+                    "stand in where it was right; then DPO from the fine-tuned weights, saved where "
+                    "load_finetuned finds them. An interrupted run continues when started again.")
+    dp.add_argument("--model", default=DEFAULT_MODEL, help="registry name of the fine-tuned model")
+    dp.add_argument("--sft", default=None,
+                    help="folder of the fine-tuned model (<model>.safetensors, <model>.json); default: the "
+                         "latest full course run's finetuned/")
+    dp.add_argument("--out", default=None, help="output folder (default: next to --sft, dpo/)")
+    dd = DPOSettings()
+    dp.add_argument("--beta", type=float, default=dd.beta,
+                    help="how far the policy may move from the reference")
+    dp.add_argument("--lr", type=float, default=dd.lr, help="peak AdamW learning rate")
+    dp.add_argument("--epochs", type=int, default=dd.epochs, help="passes over the training pairs")
+    dp.add_argument("--batch-size", type=int, default=dd.batch_size, help="pairs per batch")
+    dp.add_argument("--max-steps", type=_none_or_int, default=dd.max_steps,
+                    help="stop after N steps (none = all)")
+    dp.add_argument("--eval-every", type=int, default=dd.eval_every,
+                    help="evaluate on validation pairs every N steps")
+    dp.add_argument("--pairs-train", type=int, default=200, help="training records answered to make pairs")
+    dp.add_argument("--pairs-val", type=int, default=48, help="validation records answered to make pairs")
+    dp.add_argument("--max-new-tokens", type=int, default=128, help="answer length of the fine-tuned model")
+    dp.add_argument("--no-judge", action="store_true",
+                    help="call every answer that differs from the reference wrong (no judge server)")
+    dp.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     ex = sub.add_parser(
         "export", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="export the fine-tuned model: transformers folder, GGUF files, Ollama Modelfile (notebook 07)",
@@ -155,16 +184,37 @@ def _export(args) -> int:
     return 0
 
 
+def _dpo(args) -> int:
+    from helpers.course import latest_run
+    from helpers.dpo import DPOSettings, run_dpo
+
+    sft = args.sft
+    if sft is None:
+        run = latest_run(fast=False)
+        if run is None:
+            print("error: no full course run in runs/: run `make course` (or notebook 04), or pass "
+                  "--sft FOLDER", file=sys.stderr)
+            return 2
+        sft = run / "finetuned"
+    settings = DPOSettings(beta=args.beta, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
+                           max_steps=args.max_steps, eval_every=args.eval_every)
+    run_dpo(args.model, sft, args.out or Path(sft).parent / "dpo", settings, n_pair_train=args.pairs_train,
+            n_pair_val=args.pairs_val, max_new_tokens=args.max_new_tokens, use_judge=not args.no_judge,
+            device=args.device)
+    return 0
+
+
 def _known_errors() -> tuple[type[Exception], ...]:
     """Errors whose message already says what is wrong and what to do: printed without a traceback."""
     from helpers.checkpoints import CheckpointDamaged, FolderLocked
     from helpers.course import SettingsError
     from helpers.data import DataFileMissing, RecordError
+    from helpers.dpo import NoFinetunedModel
     from helpers.export import NothingToExport
     from helpers.training import CheckpointMismatch, NonFiniteLossError
 
     return (SettingsError, RecordError, DataFileMissing, CheckpointMismatch, CheckpointDamaged, FolderLocked,
-            NonFiniteLossError, NothingToExport)
+            NonFiniteLossError, NothingToExport, NoFinetunedModel)
 
 
 def main(argv=None) -> int:
@@ -188,6 +238,8 @@ def _main(argv=None) -> int:
         return 0
     if args.command == "export":
         return _export(args)
+    if args.command == "dpo":
+        return _dpo(args)
     if args.command == "course":
         from helpers.course import run_course
 

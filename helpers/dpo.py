@@ -37,8 +37,10 @@ from safetensors.torch import load_file
 from helpers import checkpoints as ckpt
 from helpers.batching import InstructionDataset, collate
 from helpers.config import autocast
-from helpers.review import normalize_answer
-from helpers.training import IGNORE_INDEX, learning_rate_at, set_trainable
+from helpers.course import load_finetuned, load_splits
+from helpers.judge import Judge
+from helpers.review import normalize_answer, saved_or_generated
+from helpers.training import IGNORE_INDEX, FinetuneSettings, learning_rate_at, set_trainable
 
 # ---- pairs ----------------------------------------------------------------------------------------
 
@@ -370,3 +372,63 @@ def save_policy(folder, model, model_name: str, history: DPOHistory, settings: D
             "best_val_loss": history.best_val_loss, "best_step": history.best_step, "steps": last["step"],
             "train_seconds": last["seconds"]})
     return weights
+
+
+# ---- the whole pipeline (python -m helpers dpo) ---------------------------------------------------
+
+
+class NoFinetunedModel(FileNotFoundError):
+    """DPO starts from a supervised fine-tuned model, and there is none in the folder given."""
+
+
+def run_dpo(model_name: str, sft_folder, out, settings: DPOSettings | None = None, *,
+            n_pair_train: int = 200, n_pair_val: int = 48, max_new_tokens: int = 128, use_judge: bool = True,
+            device=None) -> dict:
+    """Notebook 09 without the notebook: the fine-tuned model answers training and validation records,
+    the judge confirms its wrong answers (``use_judge``), :func:`make_pairs`, :func:`train_dpo` from the
+    fine-tuned weights, :func:`save_policy` into ``out``. Returns the pair counts and the run's result.
+    Answers, judge scores and checkpoints are saved in ``out``, so an interrupted run continues."""
+    settings = settings or DPOSettings()
+    model = load_finetuned(model_name, device=device, folder=sft_folder)
+    if model is None:
+        raise NoFinetunedModel(f"No fine-tuned {model_name} in {sft_folder}: DPO starts from a supervised "
+                               "fine-tuned model. Run `python -m helpers finetune` (or notebook 04) "
+                               "first, or pass --sft FOLDER.")
+    out = Path(out)
+    sft = FinetuneSettings(**{k: v for k, v in model.finetune_info["settings"].items()
+                              if k in FinetuneSettings.__dataclass_fields__})
+    splits = load_splits(sft, verbose=False)
+    records = {"train": splits.train[:n_pair_train], "val": splits.val[:n_pair_val]}
+    answers = {split: saved_or_generated(model, model.tokenizer, rows,
+                                         model_name=f"{model_name} (fine-tuned)", style=sft.style,
+                                         max_new_tokens=max_new_tokens, device=device,
+                                         path=out / "pair_answers.json", progress=False)
+               for split, rows in records.items()}
+    scores = {split: None for split in records}
+    if use_judge:
+        with Judge() as judge:
+            for split, rows in answers.items():
+                disputed = [i for i, a in enumerate(rows)
+                            if normalize_answer(a["response"]) != normalize_answer(a["output"])]
+                scores[split] = [None] * len(rows)
+                if disputed:
+                    report = judge.score_records([rows[i] for i in disputed],
+                                                 cache_path=out / "judge_scores.jsonl", progress=False)
+                    for i, score in zip(disputed, report.scores):
+                        scores[split][i] = score
+    pairs = {split: make_pairs(records[split], answers[split], scores[split]) for split in records}
+    batch = dict(batch_size=settings.batch_size, style=sft.style, allowed_max_length=sft.allowed_max_length)
+    history = train_dpo(model, pair_batches(pairs["train"], model.tokenizer, **batch),
+                        pair_batches(pairs["val"], model.tokenizer, **batch), settings,
+                        checkpoint_dir=out / "checkpoints", resume=True, device=device)
+    save_policy(out, model, model_name, history, settings, sft_info=model.finetune_info)
+    counts = {split: {source: sum(p["source"] == source for p in ps) for source in {p["source"] for p in ps}}
+              for split, ps in pairs.items()}
+    first, last = history.rows[0], history.rows[-1]
+    result = {"pairs": counts, "steps": last["step"], "seconds": last["seconds"],
+              "val_loss": [first["val_loss"], history.best_val_loss],
+              "val_accuracy": [first["val_accuracy"], last["val_accuracy"]], "best_step": history.best_step}
+    print(f"DPO {model_name}: {sum(map(len, pairs.values()))} pairs {counts}; {last['step']} steps in "
+          f"{last['seconds']:.0f} s; validation loss {first['val_loss']:.3f} -> best "
+          f"{history.best_val_loss:.3f} (step {history.best_step}); saved to {out}")
+    return result

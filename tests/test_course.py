@@ -85,6 +85,26 @@ def test_cli_lora_finetune_saves_a_merged_model_that_loads_as_any_other(tmp_path
     assert changed and all(".att." in n and n.endswith("weight") for n in changed)  # only the adapted ones
 
 
+def test_cli_dpo_saves_the_tuned_model_where_load_finetuned_finds_it(finetuned_folder, tmp_path, capsys):
+    from helpers.__main__ import main
+
+    out = tmp_path / "dpo"
+    args = ["dpo", "--model", "tiny-gpt", "--sft", str(finetuned_folder), "--out", str(out),
+            "--pairs-train", "8", "--pairs-val", "4", "--max-steps", "2", "--eval-every", "1",
+            "--max-new-tokens", "8", "--no-judge", "--lr", "1e-3", "--device", "cpu"]
+    assert main(args) == 0
+    assert "pairs" in capsys.readouterr().out
+    tuned = course.load_finetuned("tiny-gpt", device="cpu", folder=out)
+    sft = course.load_finetuned("tiny-gpt", device="cpu", folder=finetuned_folder)
+    assert tuned.finetune_info["dpo_settings"]["max_steps"] == 2 and tuned.finetune_info["steps"] == 2
+    assert tuned.finetune_info["settings"] == sft.finetune_info["settings"]  # the prompt style goes with it
+    history = json.loads((out / "tiny-gpt-dpo-history.json").read_text())
+    assert history["rows"][0]["val_loss"] == pytest.approx(0.6931, abs=1e-4)
+    assert (out / "pair_answers.json").exists() and (out / "checkpoints" / "latest.json").exists()
+    assert main(["dpo", "--model", "tiny-gpt", "--sft", str(tmp_path / "nothing"), "--no-judge"]) == 2
+    assert "DPO starts from a supervised fine-tuned model" in capsys.readouterr().err
+
+
 def _notebook(path, code):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Toy stage"), nbformat.v4.new_code_cell(code)]
