@@ -19,8 +19,12 @@ so this package is the single source of truth. Modules are named by topic, in th
 - ``helpers.evals``       multiple choice by log-likelihood (MMLU) (notebook 06)
 - ``helpers.humaneval``   HumanEval completions run in a contained subprocess (notebook 06)
 - ``helpers.suites``      what each standard benchmark measures, and loaders for the online ones (notebook 06)
+- ``helpers.chat``        multi-turn prompts, streaming chat, the chat box (notebook 07)
+- ``helpers.export``      transformers folder, Ollama Modelfile; ``helpers.export_gguf`` GGUF (notebook 07)
+- ``helpers.lora``        LoRA layers: add, merge, train only the adapters (notebook 08)
+- ``helpers.dpo``         preference pairs, the DPO loss and its training loop (notebook 09)
 - ``helpers.course``      ``make course``: every notebook headless into ``runs/<timestamp>/``
-- ``python -m helpers``   the command line: ``finetune`` and ``course``
+- ``python -m helpers``   the command line: ``finetune`` (also LoRA), ``dpo``, ``course``, ``export``
 """
 
 __version__ = "0.1.0"
