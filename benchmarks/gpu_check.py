@@ -10,7 +10,8 @@ CUDA from the CPU runs the course is tested with, prints one table and exits non
   (``torch.cuda.max_memory_allocated``) for each
 - batched generation with the KV cache (``helpers.generation.generate``): new tokens/s, peak memory, and
   that the cache lives on the GPU
-- data parallel: not run — ``helpers.training`` has no multi-process path yet (issue 16); reported as such
+- data parallel with more than one GPU: ``torchrun -m helpers finetune`` over every GPU (NCCL) against one
+  process with the same global batch; the validation losses must agree
 - ``--full-run``: the course's full fine-tuning (``helpers.course.finetune`` with the default settings)
   timed end to end, into a temporary folder
 
@@ -25,12 +26,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -89,6 +93,27 @@ def train_steps(model, batches, device, bf16: bool, lr: float) -> dict:
     seconds = time.perf_counter() - start if start is not None else float("nan")
     return {"losses": losses, "tokens/s": tokens / seconds if seconds else float("nan"),
             "peak MB": peak_mb(device)}
+
+
+def data_parallel_check(gpus: int) -> tuple[str, bool, str]:
+    """``torchrun --nproc_per_node=<gpus> -m helpers finetune`` (tiny model, NCCL) against one process."""
+    histories, seconds = {}, {}
+    with tempfile.TemporaryDirectory() as folder:
+        for n in (1, gpus):
+            command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}", "-m",
+                       "helpers", "finetune", "--model", "tiny-gpt", "--fast", "--batch-size", str(4 * gpus),
+                       "--max-steps", "6", "--no-test-responses", "--out", f"{folder}/{n}"]
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+            seconds[n] = time.perf_counter() - start
+            if done.returncode != 0:
+                failure = f"{n} process(es) failed: {done.stderr[-500:]}"
+                return "data parallel (torchrun, NCCL)", False, failure
+            histories[n] = json.loads(Path(f"{folder}/{n}/tiny-gpt-history.json").read_text())["rows"]
+    gap = max(abs(a["val_loss"] - b["val_loss"]) for a, b in zip(histories[1], histories[gpus]))
+    return ("data parallel (torchrun, NCCL)", gap < 1e-3,
+            f"{gpus} processes vs 1, same global batch: largest validation-loss gap {gap:.1e} "
+            f"({seconds[gpus]:.0f} s vs {seconds[1]:.0f} s with start-up)")
 
 
 def main(argv=None) -> int:
@@ -163,8 +188,10 @@ def main(argv=None) -> int:
            f"{peak_mb(device):,.0f} MB; KV cache on {cache.keys[0].device}")
 
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
-    report("data parallel (DDP/NCCL)", "not run",
-           f"{gpus} GPU(s); helpers.training has no multi-process path yet (issue 16)")
+    if gpus > 1:
+        report(*data_parallel_check(gpus))
+    else:
+        report("data parallel (torchrun, NCCL)", "not run", f"{gpus} GPU(s): needs at least 2")
 
     if args.full_run:
         with tempfile.TemporaryDirectory() as folder:

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = sub.add_parser(
         "finetune", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="fine-tune a model on instruction data (the pipeline of notebook 04, without notebooks)",
+        help="fine-tune a model on instruction data (the pipeline of notebook 04, without notebooks; "
+             "torchrun --nproc_per_node=N -m helpers finetune ... for data parallel)",
         description="Load records, split 85/5/10, tokenize and batch them, fine-tune with AdamW and early "
                     "stopping, then save the best weights, the history, the loss plot and the test-set "
                     "responses. An interrupted run continues from its last checkpoint when started again.")
@@ -246,7 +247,9 @@ def _main(argv=None) -> int:
         run_course(redo=args.redo, fast=args.fast, new=args.new, run_dir=args.run_dir, timeout=args.timeout)
         return 0
     from helpers.course import FinetuneSettings, finetune
+    from helpers.distributed import init_from_env
 
+    init_from_env()  # under torchrun: join the process group (every rank runs this same command)
     names = {f.name for f in __import__("dataclasses").fields(FinetuneSettings)} - {"fast"}
     defaults = vars(build_parser().parse_args(["finetune"]))
     given = {k: v for k, v in vars(args).items() if k in names and (not args.fast or v != defaults.get(k))}

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -38,6 +39,7 @@ import nbformat
 import pandas as pd
 from nbclient import NotebookClient
 
+from helpers import distributed
 from helpers.batching import make_loaders
 from helpers.checkpoints import atomic_write_json, folder_lock, load_weights, save_weights
 from helpers.config import FAST, GENERATION_BATCH_SIZE, REPO_ROOT, RUNS_DIR, pick_device, run_path, set_seed
@@ -215,13 +217,15 @@ def finetune(settings: FinetuneSettings, folder=None, device=None, resume: bool 
         raise SettingsError("These settings would make the run learn nothing or crash:\n  - "
                             + "\n  - ".join(problems))
     folder = finetuned_folder(folder)
-    with folder_lock(folder, f"fine-tuning {settings.model}"):
+    # under torchrun (helpers.distributed) every rank trains, and rank 0 alone locks and writes the folder
+    lock = folder_lock(folder, f"fine-tuning {settings.model}") if distributed.is_main() else nullcontext()
+    with lock:
         return _finetune(settings, folder, device, resume, progress, test_responses)
 
 
 def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, progress: bool,
               test_responses: bool) -> dict:
-    device = device or pick_device()
+    device = device or distributed.device_for_rank() or pick_device()
     t0 = time.perf_counter()
     set_seed(settings.seed)
     splits = load_splits(settings)
@@ -232,6 +236,9 @@ def _finetune(settings: FinetuneSettings, folder: Path, device, resume: bool, pr
     history = train(model, loaders, settings, checkpoint_dir=checkpoints_folder(settings.model, folder),
                     resume=resume, device=device, progress=progress)
     history.data = supervision
+    rank, world_size = distributed.world()
+    if rank != 0:  # the other ranks trained their shards; rank 0 saves, evaluates and answers
+        return {"rank": rank, "world_size": world_size, "steps": history.final["step"]}
     print(history.summary())
     extra = {"device": str(device), "records": splits.sizes(), "supervision": supervision,
              "test_responses": None,

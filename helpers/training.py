@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers import checkpoints as ckpt
+from helpers import distributed
 from helpers.config import FAST, autocast
 from helpers.lora import TARGETS as LORA_TARGETS
 from helpers.lora import add_lora, lora_layers, lora_parameters
@@ -159,7 +160,9 @@ def train(model, loaders, settings: FinetuneSettings | None = None, *, checkpoin
                                        if len(getattr(loaders, name)) == 0]
     if problems:
         raise ValueError("train() cannot learn anything with these settings: " + "; ".join(problems))
-    lock = ckpt.folder_lock(checkpoint_dir, "training") if checkpoint_dir else contextlib.nullcontext()
+    # under torchrun only rank 0 writes, so only rank 0 holds the folder's lock
+    locked = checkpoint_dir and distributed.is_main()
+    lock = ckpt.folder_lock(checkpoint_dir, "training") if locked else contextlib.nullcontext()
     with lock:
         return _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live_plot, on_step)
 
@@ -174,6 +177,8 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
                            knobs["lora_dropout"], seed=seed)
         print(f"LoRA rank {knobs['lora_rank']} on {len(wrapped)} linear layers ({knobs['lora_targets']}).")
     trainable = set_trainable(model, knobs["freeze_embeddings"], knobs["train_last_n_blocks"])
+    distributed.broadcast_parameters(model)  # under torchrun: every rank starts from rank 0's weights
+    writes = checkpoint_dir if distributed.is_main() else None  # the folder rank 0 writes to; None elsewhere
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=knobs["weight_decay"])
     steps_per_epoch = math.ceil(len(loaders.train) / grad_accum)
     total_steps = min(epochs * steps_per_epoch, max_steps or 10**12)
@@ -186,42 +191,47 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
     run = RunState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     run.fingerprint = run_fingerprint(model, trainable, loaders, knobs)
     if resume and checkpoint_dir and resumable(checkpoint_dir, run.fingerprint):
-        run = resume_from(checkpoint_dir, model, optimizer, run)
-    elif checkpoint_dir:
+        run = resume_from(checkpoint_dir, model, optimizer, run)  # every rank reads the same checkpoint
+    elif writes:
         # starting over: no step of an earlier run may be resumed later
-        ckpt.remove_checkpoints(checkpoint_dir)
+        ckpt.remove_checkpoints(writes)
+    distributed.barrier()
     if run.finished:
-        return finish(model, run, checkpoint_dir)
-    bar = progress_bar(progress, total_steps, run.step)
-    plot = live_loss_plot(live_plot, run)
+        return finish(model, run, writes)
+    bar = progress_bar(progress and distributed.is_main(), total_steps, run.step)
+    plot = live_loss_plot(live_plot and distributed.is_main(), run)
     started = time.perf_counter() - run.seconds
     if not run.rows:  # the losses before any training: the starting point of the curve
         record(run, model, train_eval, val_eval, device, lr=0.0, started=started,
-               checkpoint_dir=checkpoint_dir, optimizer=optimizer, plot=plot)
+               checkpoint_dir=writes, optimizer=optimizer, plot=plot)
     model.train()
     step_tokens = 0  # supervised tokens of the batches since the last optimizer step
     for epoch in range(run.epoch, epochs):
         for batch_index, (inputs, targets) in epoch_batches(loaders.train, seed, epoch,
                                                             skip=run.batch_index, run=run):
+            run.tokens_seen += int(inputs.numel())  # of the global batch (all ranks together)
+            run.supervised_tokens += int((targets != IGNORE_INDEX).sum())
+            inputs, targets = distributed.shard(inputs, targets)  # this rank's rows (all in one process)
             inputs, targets = inputs.to(device), targets.to(device)
+            n_supervised = int((targets != IGNORE_INDEX).sum())
             with autocast(device):
-                loss = supervised_loss(model, inputs, targets)  # mean over this batch's supervised tokens
-            if not torch.isfinite(loss):
+                # mean over this rank's supervised tokens (0 when it has none: an all-masked shard)
+                loss = supervised_loss(model, inputs, targets)
+            if distributed.any_over_ranks(not torch.isfinite(loss)):
                 raise NonFiniteLossError(
                     f"Loss is {loss.item()} at step {run.step + 1} (epoch {epoch + 1}, batch {batch_index} "
                     f"of {len(loaders.train)}). Training stopped; the last good checkpoint stays in "
                     f"{checkpoint_dir or '(no checkpoint_dir given)'}. Try a lower lr or grad_clip.")
-            n_supervised = int((targets != IGNORE_INDEX).sum())
             # the sum over this batch's tokens; divided by the step's count below
             (loss * n_supervised).backward()
             step_tokens += n_supervised
-            run.tokens_seen += int(inputs.numel())
-            run.supervised_tokens += n_supervised
             run.batch_index, run.epoch = batch_index + 1, epoch
             last_in_epoch = batch_index + 1 == len(loaders.train)
             if (batch_index + 1) % grad_accum and not last_in_epoch:
                 continue  # gradient accumulation: step after every `grad_accum` batches
-            # mean over every token of the step: exactly one batch grad_accum times as large
+            # mean over every token of the step and every rank: exactly one batch grad_accum x as large
+            distributed.all_reduce_gradients(trainable)  # sums of all ranks; nothing to do in one process
+            step_tokens = distributed.sum_over_ranks(step_tokens)
             for p in trainable:
                 if p.grad is not None:
                     p.grad.div_(max(step_tokens, 1))
@@ -239,8 +249,7 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch + 1)
             if run.step % eval_every == 0 or last_in_epoch or run.step == total_steps:
-                record(run, model, train_eval, val_eval, device, step_lr, started, checkpoint_dir,
-                       optimizer, plot)
+                record(run, model, train_eval, val_eval, device, step_lr, started, writes, optimizer, plot)
                 if patience is not None and run.evals_since_best >= patience:
                     run.stopped_early = True
             if on_step is not None:
@@ -251,9 +260,10 @@ def _train(model, loaders, knobs, checkpoint_dir, resume, device, progress, live
             break
     bar.close()
     run.finished = True
-    if checkpoint_dir:
-        ckpt.save_checkpoint(checkpoint_dir, run.step, model, optimizer, run.to_json())
-    return finish(model, run, checkpoint_dir)
+    if writes:
+        ckpt.save_checkpoint(writes, run.step, model, optimizer, run.to_json())
+    distributed.barrier()  # no rank returns before rank 0 has written the last checkpoint
+    return finish(model, run, writes)
 
 
 # None = off/all for each of these
