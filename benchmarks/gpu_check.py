@@ -15,8 +15,8 @@ CUDA from the CPU runs the course is tested with, prints one table and exits non
 - ``--full-run``: the course's full fine-tuning (``helpers.course.finetune`` with the default settings)
   timed end to end, into a temporary folder
 
-``--allow-cpu`` runs the same on a CPU (bfloat16 through CPU autocast) as a smoke test; its numbers are not
-GPU numbers. ``tests/test_gpu_check.py`` runs it that way on the tiny model.
+``--dry-run`` (or ``--allow-cpu``) runs the same on a CPU (bfloat16 through CPU autocast) as a smoke
+test; its numbers are not GPU numbers. ``tests/test_gpu_check.py`` runs it that way on the tiny model.
 
     python -m benchmarks.gpu_check                       # Gemma 3 270M, 20 steps, 32 prompts
     python -m benchmarks.gpu_check --full-run            # plus the course's full fine-tuning, timed
@@ -127,7 +127,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.05,
                         help="largest allowed |bf16 - fp32| of the mean loss over the last 3 steps")
     parser.add_argument("--full-run", action="store_true", help="also time the course's full fine-tuning")
-    parser.add_argument("--allow-cpu", action="store_true", help="smoke-run on a CPU (not GPU numbers)")
+    parser.add_argument("--allow-cpu", "--dry-run", dest="allow_cpu", action="store_true",
+                        help="smoke-run on a CPU (not GPU numbers)")
     args = parser.parse_args(argv)
 
     device = pick_device()

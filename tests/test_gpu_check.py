@@ -6,7 +6,7 @@ from benchmarks import gpu_check
 
 
 def test_gpu_check_smoke_run_on_cpu_passes_and_prints_its_table(capsys):
-    assert gpu_check.main(["--allow-cpu", "--model", "tiny-gpt", "--steps", "3", "--prompts", "2",
+    assert gpu_check.main(["--dry-run", "--model", "tiny-gpt", "--steps", "3", "--prompts", "2",
                            "--new-tokens", "3"]) == 0
     out = capsys.readouterr().out
     for check in ("training float32", "training bf16 autocast", "batched generation", "data parallel"):
