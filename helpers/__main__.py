@@ -168,35 +168,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _export(args) -> int:
+def _latest_finetuned(option: str) -> Path | None:
+    """``<latest full course run>/finetuned``, or None after saying what to do."""
     from helpers.course import latest_run
+
+    run = latest_run(fast=False)
+    if run is None:
+        print("error: no full course run in runs/: run `make course` (or notebook 04), or pass "
+              f"{option} FOLDER", file=sys.stderr)
+        return None
+    return run / "finetuned"
+
+
+def _export(args) -> int:
     from helpers.export import EXPORT_FORMATS, export_finetuned
 
-    finetuned = args.finetuned
+    finetuned = args.finetuned or _latest_finetuned("--finetuned")
     if finetuned is None:
-        run = latest_run(fast=False)
-        if run is None:
-            print("error: no full course run in runs/: run `make course` (or notebook 04), or pass "
-                  "--finetuned FOLDER", file=sys.stderr)
-            return 2
-        finetuned = run / "finetuned"
+        return 2
     out = args.out or (Path(finetuned).parent / "export")
     export_finetuned(args.model, finetuned, out, formats=args.formats or EXPORT_FORMATS, check=args.check)
     return 0
 
 
 def _dpo(args) -> int:
-    from helpers.course import latest_run
     from helpers.dpo import DPOSettings, run_dpo
 
-    sft = args.sft
+    sft = args.sft or _latest_finetuned("--sft")
     if sft is None:
-        run = latest_run(fast=False)
-        if run is None:
-            print("error: no full course run in runs/: run `make course` (or notebook 04), or pass "
-                  "--sft FOLDER", file=sys.stderr)
-            return 2
-        sft = run / "finetuned"
+        return 2
     settings = DPOSettings(beta=args.beta, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                            max_steps=args.max_steps, eval_every=args.eval_every)
     run_dpo(args.model, sft, args.out or Path(sft).parent / "dpo", settings, n_pair_train=args.pairs_train,
