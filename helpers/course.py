@@ -415,8 +415,9 @@ def _evaluation_lines(run_dir: Path) -> list[str]:
                   f"{pct(direct.get('win_rate_fine_tuned', 0), direct.get('ci95', (0, 0)))}, "
                   "from the two scores per record "
                   f"{pct(scores.get('win_rate_fine_tuned', 0), scores.get('ci95', (0, 0)))}",
-                  f"- judge start {info.get('judge_start_seconds')} s, "
-                  f"{info.get('seconds_per_record')} s per record", ""]
+                  f"- judge start {info.get('judge_start_seconds')} s, " + (
+                      f"{info['seconds_per_record']} s per record" if info.get("seconds_per_record")
+                      else "every score read from the cache (no request timed)"), ""]
     mmlu = run_dir / "06_mmlu_results.csv"
     if mmlu.exists():
         table = accuracy_summary(pd.read_csv(mmlu))
